@@ -1,0 +1,66 @@
+# stemlab: one command to set up and run the demo DAG (`make run`), one to set up and test (`make test`).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm
+APT_TEST := slurmctld slurmd slurm-client munge
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: setup setup-test system system-test venv run test test-fast bench lint fmt clean-results
+
+## setup: Debian packages the workflow needs + .venv from pinned requirements (re-running is a no-op)
+setup: system venv
+
+setup-test: setup system-test
+
+system:
+	@missing=$$(for p in $(APT_RUN); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+system-test:
+	@missing=$$(for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==26.3
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.stamp-*
+	touch $@
+
+## run: set up, then the whole demo DAG on this machine
+run: setup
+	$(PY) -m snakemake --profile profiles/local all
+
+## test: set up (incl. SLURM packages), then the full test suite
+test: setup-test
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not slurm"
+
+## bench: benchmark scripts (each prints the ratio it measures)
+bench: setup
+	$(PY) scripts/bench/parse_cost.py
+
+lint: setup
+	$(PY) -m snakemake --lint --configfile config/smoke.yaml
+	$(VENV)/bin/snakefmt --check .
+
+fmt: setup
+	$(VENV)/bin/snakefmt .
+
+clean-results:
+	rm -rf results/*/ .snakemake/

@@ -1,0 +1,55 @@
+# stemlab: the multitrack-music paper as one Snakemake DAG.
+# Run: snakemake --profile profiles/local all   (demo scale, laptop)
+#      snakemake --profile profiles/slurm all   (paper scale, cluster)
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+check_config(config, "workflow/schemas/config.schema.yaml")
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/download.smk"
+include: "workflow/rules/synth.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),
+
+
+rule synth:
+    input:
+        synth_targets(),
+
+
+rule data:
+    input:
+        data_targets(),
+
+
+rule train:
+    input:
+        train_targets(),
+
+
+rule evaluate:
+    input:
+        evaluate_targets(),
+
+
+rule figures:
+    input:
+        figure_targets(),

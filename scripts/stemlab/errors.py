@@ -1,0 +1,22 @@
+"""One error type for bad input, reported as one line naming the file and the fix."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+
+class StemlabError(Exception):
+    """A user-facing error; its message is one line: what is wrong, where, and what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI entry point; a StemlabError becomes `error: <message>` on stderr and exit code 1."""
+    try:
+        return int(main(argv) or 0)
+    except StemlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+# Rules of the data stage; input functions live in common.smk.

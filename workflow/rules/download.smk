@@ -1,0 +1,1 @@
+# Rules of the download stage; input functions live in common.smk.

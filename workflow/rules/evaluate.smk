@@ -1,0 +1,1 @@
+# Rules of the evaluate stage; input functions live in common.smk.

@@ -1,0 +1,1 @@
+# Rules of the figures stage; input functions live in common.smk.

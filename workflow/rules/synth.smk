@@ -1,0 +1,1 @@
+# Rules of the synth stage; input functions live in common.smk.

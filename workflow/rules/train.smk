@@ -1,0 +1,1 @@
+# Rules of the train stage; input functions live in common.smk.
