@@ -1,0 +1,191 @@
+"""Keep the per-rule conda envs honest without building them (conda channels are unreachable here).
+
+Checks, for every rule of the workflow that does work:
+- it has a `conda:` env and a `log:`;
+- its env file pins every package exactly;
+- every third-party module that its code imports (its stemlab CLI module, followed through stemlab
+  imports, lazy imports included) is provided by that env, via IMPORT_TO_PACKAGE.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+# The one table from import name to package name (conda-forge name; the pip name where it differs
+# only for packages that come from the env's pip section).
+IMPORT_TO_PACKAGE: dict[str, str] = {
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "pyarrow": "pyarrow",
+    "scipy": "scipy",
+    "sklearn": "scikit-learn",
+    "soundfile": "pysoundfile",
+    "soxr": "soxr-python",
+    "pyloudnorm": "pyloudnorm",
+    "yaml": "pyyaml",
+    "jsonschema": "jsonschema",
+    "tqdm": "tqdm",
+    "requests": "requests",
+    "torch": "pytorch",
+    "fluidsynth": "pyfluidsynth",
+    "pedalboard": "pedalboard",
+    "mido": "mido",
+    "pretty_midi": "pretty_midi",
+    "librosa": "librosa",
+    "essentia": "essentia",
+    "mir_eval": "mir_eval",
+    "matplotlib": "matplotlib",
+    "seaborn": "seaborn",
+    "datasets": "datasets",
+    "laion_clap": "laion-clap",
+    "transformers": "transformers",
+    "peft": "peft",
+}
+
+# Names that are the same package under another spelling in conda-forge vs PyPI.
+_ALIASES: dict[str, set[str]] = {
+    "pysoundfile": {"soundfile"},
+    "soxr-python": {"soxr"},
+    "pytorch": {"torch", "pytorch-gpu"},
+    "pretty_midi": {"pretty-midi"},
+    "mir_eval": {"mir-eval"},
+    "scikit-learn": {"sklearn"},
+}
+
+_STEMLAB_CALL = re.compile(r"(?:\{STEMLAB\}|python -m stemlab)\.?([A-Za-z_][\w.]*)?")
+_PIN = re.compile(r"^[A-Za-z0-9_.\-]+(==?)[A-Za-z0-9_.+!*\-]+(=[\w.*]+)?$")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    path: Path
+    packages: frozenset[str]
+    unpinned: tuple[str, ...]
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def read_env(path: str | Path) -> EnvSpec:
+    """Package names and unpinned entries of a conda env file (conda and pip sections)."""
+    path = Path(path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    names: set[str] = set()
+    unpinned: list[str] = []
+    for dep in doc.get("dependencies", []) or []:
+        specs = dep.get("pip", []) if isinstance(dep, dict) else [dep]
+        for spec in specs:
+            spec = str(spec).strip()
+            if not _PIN.match(spec.replace(" ", "")):
+                unpinned.append(spec)
+            names.add(_norm(re.split(r"[=<>!~ ]", spec, maxsplit=1)[0]))
+    return EnvSpec(path, frozenset(names), tuple(unpinned))
+
+
+def env_provides(env: EnvSpec, package: str) -> bool:
+    wanted = {_norm(package)} | {_norm(a) for a in _ALIASES.get(package, set())}
+    return bool(wanted & env.packages)
+
+
+def _module_file(module: str, scripts_dir: Path) -> Path | None:
+    base = scripts_dir.joinpath(*module.split("."))
+    for candidate in (base / "__main__.py", base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports_of(file: Path, module: str) -> set[str]:
+    """Absolute names of every module imported anywhere in `file` (relative imports resolved)."""
+    tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+    package = module if file.name in ("__init__.py", "__main__.py") else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+            else:
+                target = node.module or ""
+            found.add(target)
+            # `from stemlab.x import y` may import the submodule stemlab.x.y
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return found
+
+
+def third_party_imports(entry_module: str, scripts_dir: str | Path) -> dict[str, set[str]]:
+    """Top-level third-party import names reachable from `entry_module` → the stemlab files importing them."""
+    scripts_dir = Path(scripts_dir)
+    result: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    todo = [entry_module]
+    # importing a submodule runs every parent package's __init__
+    parts = entry_module.split(".")
+    todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        file = _module_file(module, scripts_dir)
+        if file is None:
+            continue
+        for name in _imports_of(file, module):
+            top = name.split(".")[0]
+            if top == "stemlab":
+                todo.append(name)
+                pieces = name.split(".")
+                todo += [".".join(pieces[:i]) for i in range(1, len(pieces))]
+            elif top and top not in sys.stdlib_module_names and top != "__future__":
+                result.setdefault(top, set()).add(str(file.relative_to(scripts_dir)))
+    return result
+
+
+def rule_entry_modules(shellcmd: str | None) -> list[str]:
+    """stemlab modules a rule's shell command runs (`{STEMLAB}.synth generate` → stemlab.synth)."""
+    modules = []
+    for match in _STEMLAB_CALL.finditer(shellcmd or ""):
+        sub = match.group(1)
+        modules.append(f"stemlab.{sub}" if sub else "stemlab")
+    return modules
+
+
+def check_rule(
+    name: str,
+    conda_env: str | None,
+    has_log: bool,
+    entry_modules: list[str],
+    scripts_dir: str | Path,
+) -> list[str]:
+    """Problems of one rule, each one line naming the rule and the fix."""
+    problems = []
+    if not has_log:
+        problems.append(f"rule {name}: no log: directive; add `log: \"logs/...\"`")
+    if not conda_env:
+        problems.append(f"rule {name}: no conda: env; add `conda: \"../../envs/<family>.yaml\"`")
+        return problems
+    env = read_env(conda_env)
+    for module in entry_modules:
+        for top, files in sorted(third_party_imports(module, scripts_dir).items()):
+            package = IMPORT_TO_PACKAGE.get(top)
+            if package is None:
+                problems.append(
+                    f"rule {name}: import '{top}' ({', '.join(sorted(files))}) is not in "
+                    "stemlab.envcheck.IMPORT_TO_PACKAGE; add its package name there"
+                )
+            elif not env_provides(env, package):
+                problems.append(
+                    f"rule {name}: {', '.join(sorted(files))} imports '{top}' but {env.path.name} "
+                    f"lacks package '{package}'; add it with an exact pin"
+                )
+    return problems
