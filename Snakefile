@@ -12,7 +12,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 
 
-check_config(config, "workflow/schemas/config.schema.yaml")
+check_config(config, CONFIG_SCHEMA)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -8,6 +8,8 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from stemlab.config import check_config  # noqa: E402  (cheap: yaml + jsonschema)
 from stemlab import plan  # noqa: E402
 
+CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+
 # Every rule runs the stemlab CLI with the package on PYTHONPATH, so it works inside a conda env
 # that does not have stemlab installed.
 STEMLAB = f"PYTHONPATH={Path(workflow.basedir) / 'scripts'}${{PYTHONPATH:+:$PYTHONPATH}} python -m stemlab"
