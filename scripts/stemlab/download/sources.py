@@ -1,0 +1,173 @@
+"""Where each downloadable thing comes from, read from the config: corpora, checkpoints, soundfonts.
+
+Parse-time safe (stdlib only): common.smk calls these to name rule inputs/outputs.
+
+Config policy (documented in config/README.md):
+- a corpus is taken from `path` (a local archive or an already extracted folder) when set, else from
+  `url` (http(s):// or file://), else it cannot be obtained automatically and its rule fails with one
+  line saying where to get it and which key to set;
+- `sha256` is checked when given; when null the download is accepted and the log prints the hash it
+  got, with the key to pin it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from stemlab.errors import StemlabError
+
+DOWNLOADS_DIR = "resources/downloads"
+CORPORA_DIR = "resources/corpora"
+CHECKPOINTS_DIR = "resources/checkpoints"
+SOUNDFONTS_DIR = "resources/soundfonts"
+
+
+@dataclass(frozen=True)
+class CorpusInfo:
+    title: str
+    obtain: str  # how a user gets it, for the manual-step message
+    default_url: str | None = None
+    default_sha256: str | None = None
+
+
+CORPORA: dict[str, CorpusInfo] = {
+    "moisesdb": CorpusInfo(
+        title="MoisesDB",
+        obtain="sign up at https://music.ai/research/ (MoisesDB) and download moisesdb.zip",
+    ),
+    "musdb18hq": CorpusInfo(
+        title="MUSDB18-HQ",
+        obtain="download musdb18hq.zip (22.7 GB) from https://zenodo.org/records/3338373",
+        default_url="https://zenodo.org/records/3338373/files/musdb18hq.zip?download=1",
+        # sha256 of the Zenodo file, as pinned by torchaudio's MUSDB_HQ dataset
+        default_sha256="baac80d0483c61d74b2e5f3be75fa557eec52898339e6aa45c1fa48833c5d21d",
+    ),
+    "medleydb": CorpusInfo(
+        title="MedleyDB 2.0",
+        obtain="request access via https://medleydb.weebly.com (the audio is on Zenodo, access on request), "
+        "download the audio archive (or unpack V1 and V2 into one folder)",
+    ),
+}
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One configured download: `key` is the config key that names it (for error messages)."""
+
+    key: str
+    path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "path" if self.path else "url" if self.url else "missing"
+
+
+def check_sha256(value: Any, key: str) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    if not _SHA256.match(text):
+        raise StemlabError(f"{key}.sha256 is {value!r}, not a sha256 hex digest (64 hex digits); fix it or set null")
+    return text
+
+
+def corpus_config(config: dict, name: str) -> dict:
+    """`data.corpora.<name>` with defaults applied (works on a config that Snakemake has not filled)."""
+    if name not in CORPORA:
+        raise StemlabError(f"unknown corpus {name!r}: expected one of {', '.join(CORPORA)} (data.corpora)")
+    info = CORPORA[name]
+    entry = dict(((config.get("data") or {}).get("corpora") or {}).get(name) or {})
+    entry.setdefault("enabled", False)
+    entry.setdefault("path", None)
+    entry.setdefault("url", info.default_url)
+    entry.setdefault("sha256", info.default_sha256)
+    return entry
+
+
+def corpus_source(config: dict, name: str) -> Source:
+    entry = corpus_config(config, name)
+    key = f"data.corpora.{name}"
+    return Source(
+        key=key,
+        path=entry["path"] or None,
+        url=entry["url"] or None,
+        sha256=check_sha256(entry["sha256"], key),
+    )
+
+
+def enabled_corpora(config: dict) -> list[str]:
+    return [name for name in CORPORA if corpus_config(config, name)["enabled"]]
+
+
+def manual_step_message(name: str) -> str:
+    info = CORPORA[name]
+    key = f"data.corpora.{name}"
+    return (
+        f"corpus {info.title} is enabled ({key}.enabled) but has no source: {info.obtain}, then set {key}.path "
+        f"to the archive or its extracted folder (or {key}.url and {key}.sha256)"
+    )
+
+
+def download_name(url: str, fallback: str) -> str:
+    """File name for a download: the last segment of the URL path (query dropped), made filesystem-safe."""
+    parts = urlsplit(url)
+    segment = PurePosixPath(unquote(parts.path)).name if parts.scheme else PurePosixPath(url).name
+    if segment in ("content", "download"):  # Zenodo API style .../files/<name>/content
+        segment = PurePosixPath(unquote(parts.path)).parent.name
+    name = _SAFE_NAME.sub("_", segment).strip("._")
+    return name or fallback
+
+
+def corpus_download_path(config: dict, name: str) -> str | None:
+    """resources/downloads/<corpus>/<file> when the corpus comes from a URL, else None."""
+    src = corpus_source(config, name)
+    if src.kind != "url":
+        return None
+    return f"{DOWNLOADS_DIR}/{name}/{download_name(src.url, name + '.archive')}"
+
+
+def checkpoint_source(config: dict, name: str) -> Source:
+    entries = config.get("checkpoints") or {}
+    key = f"checkpoints.{name}"
+    if name not in entries:
+        raise StemlabError(f"no checkpoint named {name!r} in the config: add {key} with url and sha256")
+    entry = entries[name] or {}
+    if not entry.get("url"):
+        raise StemlabError(f"{key}.url is not set: set it to the checkpoint's URL (http(s)://, file:// or a path)")
+    return Source(key=key, url=entry["url"], sha256=check_sha256(entry.get("sha256"), key))
+
+
+def checkpoint_path(config: dict, name: str) -> str:
+    src = checkpoint_source(config, name)
+    return f"{CHECKPOINTS_DIR}/{name}/{download_name(src.url, name + '.ckpt')}"
+
+
+def enabled_checkpoints(config: dict) -> list[str]:
+    return [name for name, entry in (config.get("checkpoints") or {}).items() if (entry or {}).get("enabled")]
+
+
+def soundfont_source(config: dict, name: str) -> Source:
+    for i, entry in enumerate(config.get("soundfonts") or []):
+        if entry.get("name") == name:
+            key = f"soundfonts[{i}]"
+            if not entry.get("url"):
+                raise StemlabError(f"{key}.url is not set for soundfont {name!r}: set it to the SF2's URL")
+            return Source(key=key, url=entry["url"], sha256=check_sha256(entry.get("sha256"), key))
+    raise StemlabError(f"no soundfont named {name!r} in the config: add {{name, url, sha256}} to soundfonts")
+
+
+def soundfont_names(config: dict) -> list[str]:
+    return [entry["name"] for entry in config.get("soundfonts") or []]
+
+
+def soundfont_path(name: str) -> str:
+    return f"{SOUNDFONTS_DIR}/{name}.sf2"
