@@ -1,0 +1,279 @@
+"""Independent check of the synthetic annotations: beat tracking of the mix against the annotated
+beats, pitch tracking of monophonic stems (bass, melody) against their MIDI.
+
+Pure functions first (beat matching, note accuracy), then the analysis of one song directory and the
+per-genre summary table that the `synth_validity` rule writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stemlab.audio import read_audio, resample
+from stemlab.errors import StemlabError
+from stemlab.synth.midinotes import Note, is_monophonic, read_notes
+
+BEAT_TRACKERS = ("essentia", "librosa")
+
+
+@dataclass(frozen=True)
+class ValidityParams:
+    beat_tracker: str = "essentia"
+    beat_window_s: float = 0.07  # half-width of the hit window (MIREX / mir_eval: 70 ms)
+    beat_trim_s: float = 5.0  # beats before this time are ignored in both sequences (MIREX convention)
+    stem_audio: str = "dry"  # which stem rendering the pitch tracker hears: dry or wet
+    pitch_tolerance_semitones: float = 0.5
+    pitch_sr: int = 22_050
+    pitch_hop: int = 256
+    pitch_frame: int = 2048
+    pitch_resolution: float = 0.25  # pyin bin width in semitones
+    note_core: float = 0.5  # central fraction of each note whose frames are compared
+    min_voiced_fraction: float = 0.5  # of the core frames; below that the note counts as missed
+    roles: dict[str, tuple[float, float]] = field(
+        default_factory=lambda: {"bass": (30.0, 500.0), "melody": (60.0, 2100.0)}
+    )  # role -> (fmin, fmax) Hz of the pitch tracker
+
+    def __post_init__(self) -> None:
+        if self.beat_tracker not in BEAT_TRACKERS:
+            raise StemlabError(
+                f"synth.validity.beat_tracker={self.beat_tracker!r} is not one of {', '.join(BEAT_TRACKERS)}; "
+                "fix the config"
+            )
+        if self.stem_audio not in ("dry", "wet"):
+            raise StemlabError(f"synth.validity.stem_audio={self.stem_audio!r} must be dry or wet; fix the config")
+
+
+# --------------------------------------------------------------------------- beats
+
+
+def trim_beats(beats: Sequence[float], min_time: float) -> np.ndarray:
+    beats = np.asarray(beats, dtype=float)
+    return beats[beats >= min_time]
+
+
+def match_events(reference: Sequence[float], estimated: Sequence[float], window: float) -> int:
+    """Size of a maximum one-to-one matching with |ref - est| <= window.
+
+    For points on a line with a symmetric window the greedy sweep over both sorted lists is optimal:
+    the earliest unmatched reference takes the earliest estimate still inside its window.
+    """
+    ref = np.sort(np.asarray(reference, dtype=float))
+    est = np.sort(np.asarray(estimated, dtype=float))
+    i = j = hits = 0
+    while i < len(ref) and j < len(est):
+        if est[j] < ref[i] - window:
+            j += 1
+        elif est[j] > ref[i] + window:
+            i += 1
+        else:
+            hits += 1
+            i += 1
+            j += 1
+    return hits
+
+
+def beat_scores(
+    reference: Sequence[float], estimated: Sequence[float], window: float = 0.07, trim: float = 5.0
+) -> dict[str, float]:
+    """F-measure, precision and recall of estimated beats (seconds) against reference beats."""
+    ref = trim_beats(reference, trim)
+    est = trim_beats(estimated, trim)
+    if len(ref) == 0:
+        raise ValueError(f"no reference beats after {trim} s: the excerpt is too short to score")
+    hits = match_events(ref, est, window)
+    precision = hits / len(est) if len(est) else 0.0
+    recall = hits / len(ref)
+    f = 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
+    return {"beat_f": f, "beat_precision": precision, "beat_recall": recall, "n_ref_beats": len(ref), "n_est_beats": len(est)}
+
+
+def track_beats(mono: np.ndarray, sr: int, tracker: str = "essentia") -> np.ndarray:
+    """Beat times (seconds) of a mono signal by an off-the-shelf tracker that never saw the MIDI."""
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if tracker == "essentia":
+        import essentia
+
+        essentia.log.infoActive = False
+        import essentia.standard as es
+
+        if sr != 44_100:  # RhythmExtractor2013 assumes 44.1 kHz
+            mono = resample(mono[:, None], sr, 44_100)[:, 0]
+        _, ticks, _, _, _ = es.RhythmExtractor2013(method="multifeature")(mono)
+        return np.asarray(ticks, dtype=float)
+    if tracker == "librosa":
+        import librosa
+
+        _, beats = librosa.beat.beat_track(y=mono, sr=sr, units="time")
+        return np.asarray(beats, dtype=float)
+    raise ValueError(f"unknown beat tracker {tracker!r}")
+
+
+# --------------------------------------------------------------------------- pitch
+
+
+def hz_to_midi(hz: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 69.0 + 12.0 * np.log2(np.asarray(hz, dtype=float) / 440.0)
+
+
+def track_pitch(mono: np.ndarray, sr: int, fmin: float, fmax: float, params: ValidityParams) -> tuple[np.ndarray, np.ndarray]:
+    """pYIN f0 track: (frame times in seconds, MIDI pitch per frame with NaN where unvoiced)."""
+    import librosa
+
+    audio = resample(np.asarray(mono, dtype=np.float32)[:, None], sr, params.pitch_sr)[:, 0]
+    f0, voiced, _ = librosa.pyin(
+        audio,
+        fmin=fmin,
+        fmax=fmax,
+        sr=params.pitch_sr,
+        frame_length=params.pitch_frame,
+        hop_length=params.pitch_hop,
+        resolution=params.pitch_resolution,
+        center=True,
+    )
+    midi = np.where(voiced, hz_to_midi(f0), np.nan)
+    times = np.arange(len(midi)) * params.pitch_hop / params.pitch_sr
+    return times, midi
+
+
+def note_results(
+    times: np.ndarray,
+    midi: np.ndarray,
+    notes: Iterable[Note],
+    tolerance: float = 0.5,
+    core: float = 0.5,
+    min_voiced_fraction: float = 0.5,
+) -> list[str]:
+    """One verdict per note: 'correct', 'wrong' (voiced, median pitch off by more than `tolerance`
+    semitones), or 'unvoiced' (too few voiced frames in the central `core` fraction of the note)."""
+    times = np.asarray(times, dtype=float)
+    midi = np.asarray(midi, dtype=float)
+    hop = float(times[1] - times[0]) if len(times) > 1 else 1.0
+    verdicts = []
+    for note in notes:
+        margin = (1.0 - core) / 2.0 * (note.end - note.start)
+        lo, hi = note.start + margin, note.end - margin
+        idx = np.flatnonzero((times >= lo) & (times <= hi))
+        if len(idx) == 0:  # note shorter than a hop: the nearest frame to its centre
+            idx = np.array([int(np.clip(round((note.start + note.end) / 2 / hop), 0, len(times) - 1))])
+        values = midi[idx]
+        voiced = values[np.isfinite(values)]
+        if len(voiced) == 0 or len(voiced) < min_voiced_fraction * len(values):
+            verdicts.append("unvoiced")
+        elif abs(float(np.median(voiced)) - note.pitch) <= tolerance:
+            verdicts.append("correct")
+        else:
+            verdicts.append("wrong")
+    return verdicts
+
+
+# --------------------------------------------------------------------------- one song
+
+
+def _mono(path: Path) -> tuple[np.ndarray, int]:
+    audio, sr = read_audio(path)
+    return audio.mean(axis=1), sr
+
+
+def load_song(song_dir: str | os.PathLike[str]) -> dict:
+    path = Path(song_dir) / "song.json"
+    if not path.is_file():
+        raise StemlabError(f"{path}: song.json not found; re-run the synth_shard rule for this shard")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StemlabError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}); regenerate the shard") from exc
+
+
+def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> dict:
+    """Beat and pitch scores of one canonical song directory, as one flat row."""
+    song_dir = Path(song_dir)
+    meta = load_song(song_dir)
+    row: dict = {
+        "song_id": meta.get("id", song_dir.name),
+        "genre": meta.get("genre", ""),
+        "time_signature": _time_signature(meta.get("time_signature")),
+        "tempo_bpm": meta.get("tempo_bpm"),
+        "split": meta.get("split", ""),
+    }
+    mix, sr = _mono(song_dir / "mix.flac")
+    row["duration_s"] = len(mix) / sr
+    beats = meta.get("beats")
+    if not beats:
+        raise StemlabError(f"{song_dir / 'song.json'}: no 'beats' annotation; regenerate the shard")
+    estimated = track_beats(mix, sr, params.beat_tracker)
+    row.update(beat_scores(beats, estimated, params.beat_window_s, params.beat_trim_s))
+
+    for role, (fmin, fmax) in params.roles.items():
+        counts = {"correct": 0, "wrong": 0, "unvoiced": 0}
+        stems, skipped = [], []
+        for stem in meta.get("stems", []):
+            if stem.get("role") != role:
+                continue
+            files = stem.get("files", {})
+            if not files.get("midi") or not files.get(params.stem_audio):
+                skipped.append(f"{stem['name']}:no-{params.stem_audio}-or-midi")
+                continue
+            notes = read_notes(song_dir / files["midi"])
+            if not notes:
+                continue
+            if not is_monophonic(notes):
+                skipped.append(f"{stem['name']}:polyphonic")
+                continue
+            audio, stem_sr = _mono(song_dir / files[params.stem_audio])
+            times, midi = track_pitch(audio, stem_sr, fmin, fmax, params)
+            for verdict in note_results(
+                times, midi, notes, params.pitch_tolerance_semitones, params.note_core, params.min_voiced_fraction
+            ):
+                counts[verdict] += 1
+            stems.append(stem["name"])
+        row[f"{role}_stems"] = ",".join(stems)
+        row[f"{role}_skipped"] = ",".join(skipped)
+        row[f"{role}_notes"] = sum(counts.values())
+        row[f"{role}_correct"] = counts["correct"]
+        row[f"{role}_wrong"] = counts["wrong"]
+        row[f"{role}_unvoiced"] = counts["unvoiced"]
+    return row
+
+
+def _time_signature(value: object) -> str:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"{value[0]}/{value[1]}"
+    return str(value or "")
+
+
+# --------------------------------------------------------------------------- table
+
+
+def summarize(songs: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
+    """Per genre, per time signature class and overall: mean beat scores over songs, note accuracy
+    pooled over notes (correct / all notes of monophonic stems of that role)."""
+    roles = list(roles)
+
+    def block(label: str, part: pd.DataFrame) -> dict:
+        out: dict = {"group": label, "n_songs": len(part)}
+        for col in ("beat_f", "beat_precision", "beat_recall"):
+            out[col] = float(part[col].mean()) if len(part) else math.nan
+        for role in roles:
+            n = int(part[f"{role}_notes"].sum())
+            out[f"{role}_note_accuracy"] = float(part[f"{role}_correct"].sum()) / n if n else math.nan
+            out[f"{role}_notes"] = n
+            out[f"{role}_unvoiced"] = int(part[f"{role}_unvoiced"].sum())
+        return out
+
+    rows = [block(f"genre={g}", part) for g, part in songs.groupby("genre", sort=True)]
+    rows += [block(f"time_signature={t}", part) for t, part in songs.groupby("time_signature", sort=True)]
+    rows.append(block("overall", songs))
+    return pd.DataFrame(rows)
+
+
+def params_to_json(params: ValidityParams) -> str:
+    return json.dumps(asdict(params), sort_keys=True)

@@ -1,0 +1,242 @@
+"""Validity analysis of synthetic songs: beat matching, MIDI reading, pitch verdicts, one song end to end."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import mido
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from stemlab.errors import StemlabError
+from stemlab.synth import validity
+from stemlab.synth.midinotes import Note, is_monophonic, read_notes
+
+SR = 44_100
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def click_track(beats: np.ndarray, duration: float, sr: int = SR) -> np.ndarray:
+    """Decaying 1.5 kHz blips at the given times (accents on every 4th)."""
+    out = np.zeros(int(duration * sr), dtype=np.float32)
+    n = int(0.03 * sr)
+    blip = (np.sin(2 * np.pi * 1500 * np.arange(n) / sr) * np.exp(-np.arange(n) / (0.005 * sr))).astype(np.float32)
+    for k, t in enumerate(beats):
+        i = int(round(t * sr))
+        out[i : i + n] += blip[: len(out) - i] * (1.0 if k % 4 == 0 else 0.6)
+    return out
+
+
+def tone(pitch: float, duration: float, sr: int = SR) -> np.ndarray:
+    """A harmonic tone with attack/release ramps (a stand-in for a rendered monophonic note)."""
+    t = np.arange(int(duration * sr)) / sr
+    f = 440.0 * 2 ** ((pitch - 69) / 12)
+    x = sum(np.sin(2 * np.pi * f * k * t) / k for k in range(1, 6))
+    ramp = np.minimum(1.0, np.minimum(t / 0.01, (duration - t) / 0.02))
+    return (0.2 * x * ramp).astype(np.float32)
+
+
+def render_notes(notes: list[Note], duration: float, shift: dict[int, float] | None = None) -> np.ndarray:
+    out = np.zeros(int(duration * SR), dtype=np.float32)
+    for k, note in enumerate(notes):
+        x = tone(note.pitch + (shift or {}).get(k, 0.0), note.end - note.start)
+        i = int(round(note.start * SR))
+        out[i : i + len(x)] += x[: len(out) - i]
+    return out
+
+
+def write_midi(path: Path, notes: list[Note], bpm: float = 120.0, tempo_change: tuple[float, float] | None = None) -> None:
+    """Notes given in beats (start/end in quarter notes) are written with mido at `bpm`."""
+    tpb = 480
+    mid = mido.MidiFile(ticks_per_beat=tpb)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    events = [(0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm)))]
+    if tempo_change:
+        events.append((int(tempo_change[0] * tpb), mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_change[1]))))
+    for n in notes:
+        events.append((int(round(n.start * tpb)), mido.Message("note_on", note=n.pitch, velocity=n.velocity, channel=n.channel)))
+        events.append((int(round(n.end * tpb)), mido.Message("note_off", note=n.pitch, velocity=0, channel=n.channel)))
+    events.sort(key=lambda e: (e[0], e[1].type != "set_tempo", e[1].type == "note_on"))
+    now = 0
+    for tick, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    mid.save(path)
+
+
+MELODY = [72, 74, 76, 77, 79, 77, 76, 74, 72, 67, 69, 71, 72]  # C major, quarter notes
+BASS = [36, 36, 43, 41, 36, 38, 43, 36]  # half notes
+
+
+def make_song(root: Path, *, beat_offset: float = 0.0, genre: str = "pop", song_id: str = "song-0") -> Path:
+    """A tiny canonical song directory: 120 bpm, 16 s, click mix, sine melody and bass with MIDI."""
+    song = root / song_id
+    for sub in ("dry", "wet", "midi"):
+        (song / sub).mkdir(parents=True, exist_ok=True)
+    duration, bpm = 16.0, 120.0
+    beats = np.arange(0.5, duration - 0.5, 60 / bpm)
+    stems = []
+    for name, role, pitches, length in (("wind", "melody", MELODY, 1.0), ("bass", "bass", BASS, 2.0)):
+        notes_beats = [Note(1 + k * length, 1 + (k + 0.9) * length, p, 90, 0) for k, p in enumerate(pitches)]
+        write_midi(song / "midi" / f"{name}.mid", notes_beats, bpm)
+        notes_s = read_notes(song / "midi" / f"{name}.mid")
+        audio = render_notes(notes_s, duration)
+        sf.write(song / "dry" / f"{name}.flac", np.stack([audio, audio], 1), SR)
+        sf.write(song / "wet" / f"{name}.flac", np.stack([audio, audio], 1), SR)
+        stems.append(
+            {
+                "name": name,
+                "category": name,
+                "role": role,
+                "files": {"wet": f"wet/{name}.flac", "dry": f"dry/{name}.flac", "midi": f"midi/{name}.mid"},
+            }
+        )
+    mix = click_track(beats + beat_offset, duration)
+    sf.write(song / "mix.flac", np.stack([mix, mix], 1), SR)
+    meta = {
+        "id": song_id,
+        "genre": genre,
+        "tempo_bpm": bpm,
+        "time_signature": "4/4",
+        "split": "test",
+        "beats": beats.tolist(),
+        "downbeats": beats[::4].tolist(),
+        "stems": stems,
+    }
+    (song / "song.json").write_text(json.dumps(meta))
+    return song
+
+
+# --------------------------------------------------------------------------- beats
+
+
+def _brute_force_matching(ref, est, window) -> int:
+    pairs = [(i, j) for i, r in enumerate(ref) for j, e in enumerate(est) if abs(r - e) <= window]
+    for size in range(min(len(ref), len(est)), 0, -1):
+        for combo in itertools.combinations(pairs, size):
+            if len({i for i, _ in combo}) == size and len({j for _, j in combo}) == size:
+                return size
+    return 0
+
+
+def test_greedy_matching_is_maximum():
+    gen = np.random.Generator(np.random.PCG64(3))
+    for _ in range(150):
+        ref = np.sort(gen.uniform(0, 1, gen.integers(0, 6)))
+        est = np.sort(gen.uniform(0, 1, gen.integers(0, 6)))
+        assert validity.match_events(ref, est, 0.12) == _brute_force_matching(ref, est, 0.12)
+
+
+def test_beat_scores_window_and_trim():
+    ref = np.arange(0.0, 20.0, 0.5)
+    assert validity.beat_scores(ref, ref)["beat_f"] == 1.0
+    assert validity.beat_scores(ref, ref + 0.069)["beat_f"] == 1.0
+    assert validity.beat_scores(ref, ref + 0.071)["beat_f"] == 0.0
+    # double-tempo estimate: every reference found, half of the estimates wrong
+    s = validity.beat_scores(ref, np.arange(0.0, 20.0, 0.25))
+    assert s["beat_recall"] == 1.0 and s["beat_precision"] == pytest.approx(0.5, abs=0.01)
+    # errors before the trim time do not count
+    est = np.concatenate([ref[ref < 5] + 0.3, ref[ref >= 5]])
+    assert validity.beat_scores(ref, est, trim=5.0)["beat_f"] == 1.0
+    assert validity.beat_scores(ref, est, trim=0.0)["beat_f"] < 0.8
+    with pytest.raises(ValueError):
+        validity.beat_scores([1.0, 2.0], [1.0], trim=5.0)
+
+
+@pytest.mark.parametrize("tracker", ["essentia", "librosa"])
+def test_trackers_find_click_beats(tracker):
+    beats = np.arange(0.5, 19.5, 0.5)
+    audio = click_track(beats, 20.0)
+    est = validity.track_beats(audio, SR, tracker)
+    assert validity.beat_scores(beats, est)["beat_f"] >= 0.95
+    # the same clicks 150 ms late are outside the 70 ms window
+    late = validity.track_beats(click_track(beats + 0.15, 20.0), SR, tracker)
+    assert validity.beat_scores(beats, late)["beat_f"] < 0.2
+
+
+# --------------------------------------------------------------------------- MIDI
+
+
+def test_read_notes_follows_tempo_map(tmp_path):
+    notes = [Note(0, 1, 60, 100, 0), Note(4, 5, 62, 100, 0), Note(8, 10, 64, 100, 3)]
+    write_midi(tmp_path / "a.mid", notes, bpm=120, tempo_change=(4, 60))
+    got = read_notes(tmp_path / "a.mid")
+    assert [(n.pitch, n.channel) for n in got] == [(60, 0), (62, 0), (64, 3)]
+    # 4 beats at 120 bpm = 2 s, then 1 s per beat
+    np.testing.assert_allclose([(n.start, n.end) for n in got], [(0, 0.5), (2, 3), (6, 8)], atol=1e-6)
+
+
+def test_monophony_check():
+    assert is_monophonic([Note(0, 1, 60, 1, 0), Note(1.01, 2, 62, 1, 0)])
+    assert is_monophonic([Note(0, 1.01, 60, 1, 0), Note(1.0, 2, 62, 1, 0)])  # 10 ms legato overlap
+    assert not is_monophonic([Note(0, 2, 60, 1, 0), Note(1, 3, 64, 1, 0)])
+
+
+def test_unreadable_midi_is_one_line_error(tmp_path):
+    bad = tmp_path / "x.mid"
+    bad.write_bytes(b"not a midi file at all")
+    with pytest.raises(StemlabError, match="x.mid"):
+        read_notes(bad)
+    with pytest.raises(StemlabError, match="not found"):
+        read_notes(tmp_path / "missing.mid")
+
+
+# --------------------------------------------------------------------------- pitch
+
+
+def test_note_verdicts_catch_wrong_and_missing_notes():
+    params = validity.ValidityParams()
+    notes = [Note(0.5 + 0.4 * k, 0.5 + 0.4 * k + 0.35, p, 90, 0) for k, p in enumerate(MELODY)]
+    audio = render_notes(notes, 6.5, shift={3: 1.0, 7: -12.0})  # one semitone off, one octave off
+    silent = 10
+    audio[int(notes[silent].start * SR) : int(notes[silent].end * SR) + 1] = 0.0  # a note never played
+    times, midi = validity.track_pitch(audio, SR, 60.0, 2100.0, params)
+    verdicts = validity.note_results(times, midi, notes)
+    expected = ["correct"] * len(notes)
+    expected[3] = expected[7] = "wrong"
+    expected[silent] = "unvoiced"
+    assert verdicts == expected
+
+
+def test_bass_register_is_tracked():
+    params = validity.ValidityParams()
+    notes = [Note(0.2 + 0.6 * k, 0.2 + 0.6 * k + 0.5, p, 90, 0) for k, p in enumerate(BASS)]
+    times, midi = validity.track_pitch(render_notes(notes, 5.2), SR, *params.roles["bass"], params)
+    assert validity.note_results(times, midi, notes) == ["correct"] * len(notes)
+
+
+# --------------------------------------------------------------------------- songs and table
+
+
+def test_analyze_song_and_summary(tmp_path):
+    params = validity.ValidityParams()
+    good = validity.analyze_song(make_song(tmp_path, song_id="a"), params)
+    assert good["beat_f"] >= 0.95
+    assert good["melody_notes"] == len(MELODY) and good["melody_correct"] == len(MELODY)
+    assert good["bass_notes"] == len(BASS) and good["bass_correct"] == len(BASS)
+    # annotations 100 ms off the audio (the kind of bug this table exists to catch) fail the beat check
+    shifted = validity.analyze_song(make_song(tmp_path, beat_offset=0.1, genre="jazz", song_id="b"), params)
+    assert shifted["beat_f"] < 0.3
+
+    table = validity.summarize(pd.DataFrame([good, shifted]), params.roles)
+    rows = table.set_index("group")
+    assert rows.loc["overall", "n_songs"] == 2
+    assert rows.loc["genre=pop", "beat_f"] >= 0.95 and rows.loc["genre=jazz", "beat_f"] < 0.3
+    assert rows.loc["overall", "melody_note_accuracy"] == 1.0
+    assert rows.loc["time_signature=4/4", "n_songs"] == 2
+
+
+def test_song_without_beats_is_one_line_error(tmp_path):
+    song = make_song(tmp_path)
+    meta = json.loads((song / "song.json").read_text())
+    meta["beats"] = []
+    (song / "song.json").write_text(json.dumps(meta))
+    with pytest.raises(StemlabError, match="beats"):
+        validity.analyze_song(song, validity.ValidityParams())
