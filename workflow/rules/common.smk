@@ -34,6 +34,102 @@ def data_targets():
     return []
 
 
+# --------------------------------------------------------------------------- downloads
+# (download.smk) Sources come from data.corpora.<corpus>.{path,url,sha256}, checkpoints.<name> and
+# soundfonts[]; stemlab.download.sources reads them (stdlib only, cheap at parse time).
+import shlex  # noqa: E402
+
+from stemlab.download import sources as dl_sources  # noqa: E402
+
+DOWNLOAD_CORPORA = tuple(dl_sources.CORPORA)
+DOWNLOAD_CORPUS_RE = "|".join(DOWNLOAD_CORPORA)
+DOWNLOAD_NAME_RE = "[A-Za-z0-9][A-Za-z0-9_.-]*"
+# STEMLAB for use inside an f-string shell command: its ${PYTHONPATH:+...} braces escaped for Snakemake.
+STEMLAB_FSTRING = STEMLAB.replace("{", "{{").replace("}", "}}")
+
+
+def _fetch_args(src):
+    args = ["--url", src.url, "--key", src.key]
+    if src.sha256:
+        args += ["--sha256", src.sha256]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def corpus_dir(corpus):
+    """resources/corpora/<corpus>: the corpus as extracted (or linked), the input of the corpus adapters."""
+    return f"{dl_sources.CORPORA_DIR}/{corpus}"
+
+
+def enabled_corpora():
+    return dl_sources.enabled_corpora(config)
+
+
+def download_corpus_args(wildcards):
+    expected = dl_sources.corpus_download_path(config, wildcards.corpus)
+    requested = f"{dl_sources.DOWNLOADS_DIR}/{wildcards.corpus}/{wildcards.file}"
+    if expected != requested:
+        raise ValueError(
+            f"{requested} is not the configured download of data.corpora.{wildcards.corpus} (expected {expected})"
+        )
+    return _fetch_args(dl_sources.corpus_source(config, wildcards.corpus))
+
+
+def extract_corpus_input(wildcards):
+    """The downloaded archive when the corpus comes from a URL; nothing for a local path (or no source)."""
+    download = dl_sources.corpus_download_path(config, wildcards.corpus)
+    return [download] if download else []
+
+
+def extract_corpus_args(wildcards):
+    src = dl_sources.corpus_source(config, wildcards.corpus)
+    args = []
+    if src.kind == "path":
+        args += ["--path", src.path]
+    elif src.kind == "url":
+        args += [
+            "--archive",
+            dl_sources.corpus_download_path(config, wildcards.corpus),
+            "--url",
+            src.url,
+        ]
+    if src.sha256:
+        args += ["--sha256", src.sha256]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def checkpoint_file(name):
+    """resources/checkpoints/<name>/<file named by the URL>: what a rule using checkpoint <name> asks for."""
+    return dl_sources.checkpoint_path(config, name)
+
+
+def download_checkpoint_args(wildcards):
+    expected = dl_sources.checkpoint_path(config, wildcards.name)
+    requested = f"{dl_sources.CHECKPOINTS_DIR}/{wildcards.name}/{wildcards.file}"
+    if expected != requested:
+        raise ValueError(
+            f"{requested} is not the configured download of checkpoints.{wildcards.name} (expected {expected})"
+        )
+    return _fetch_args(dl_sources.checkpoint_source(config, wildcards.name))
+
+
+def soundfont_file(name):
+    """resources/soundfonts/<name>.sf2 for an entry of `soundfonts`."""
+    return dl_sources.soundfont_path(name)
+
+
+def download_soundfont_args(wildcards):
+    return _fetch_args(dl_sources.soundfont_source(config, wildcards.name))
+
+
+def download_targets():
+    """Every enabled corpus folder, enabled checkpoint and listed soundfont (target rule `downloads`)."""
+    return (
+        [corpus_dir(c) for c in enabled_corpora()]
+        + [checkpoint_file(n) for n in dl_sources.enabled_checkpoints(config)]
+        + [soundfont_file(n) for n in dl_sources.soundfont_names(config)]
+    )
+
+
 # --------------------------------------------------------------------------- models
 
 

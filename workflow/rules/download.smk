@@ -1,1 +1,93 @@
-# Rules of the download stage; input functions live in common.smk.
+# Rules of the download stage; input functions live in common.smk ("downloads" block).
+#
+# Outputs (consumers: data.smk reads corpora, synth.smk soundfonts, train.smk checkpoints):
+#   resources/downloads/<corpus>/<file>     download_corpus: the archive named by data.corpora.<corpus>.url,
+#                                           sha256-verified; bytes arrive in <file>.part (resumed on re-run)
+#   resources/corpora/<corpus>/             extract_corpus: the archive's contents in its own layout (a
+#                                           wrapping top folder is kept: find songs by their marker files),
+#                                           or, when data.corpora.<corpus>.path is a folder, real folders
+#                                           of symlinks to its files; plus .stemlab-source.json (provenance).
+#                                           An enabled corpus with neither path nor url fails here with one
+#                                           line saying where to get it and which key to set.
+#   resources/checkpoints/<name>/<file>     download_checkpoint: checkpoints.<name>.url (use checkpoint_file)
+#   resources/soundfonts/<name>.sf2         download_soundfont: an entry {name, url, sha256} of soundfonts
+# Corpus names: moisesdb, musdb18hq, medleydb (DOWNLOAD_CORPORA).
+# Shell commands are f-strings that expand STEMLAB at parse time (snakemake --lint flags any global
+# used inside a plain shell string); STEMLAB_FSTRING is STEMLAB with its shell braces doubled, and
+# {{...}} are Snakemake's own placeholders.
+
+
+rule downloads:
+    input:
+        download_targets(),
+
+
+rule download_corpus:
+    output:
+        "resources/downloads/{corpus}/{file}",
+    log:
+        "logs/download/download_corpus/{corpus}/{file}.log",
+    wildcard_constraints:
+        corpus=DOWNLOAD_CORPUS_RE,
+        file=DOWNLOAD_NAME_RE,
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        args=download_corpus_args,
+    shell:
+        f"{STEMLAB_FSTRING}.download fetch {{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule extract_corpus:
+    input:
+        extract_corpus_input,
+    output:
+        directory("resources/corpora/{corpus}"),
+    log:
+        "logs/download/extract_corpus/{corpus}.log",
+    wildcard_constraints:
+        corpus=DOWNLOAD_CORPUS_RE,
+    conda:
+        "../../envs/core.yaml"
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime_min(240),
+        slurm_partition=cpu_partition(),
+    params:
+        args=extract_corpus_args,
+    shell:
+        f"{STEMLAB_FSTRING}.download corpus --name {{wildcards.corpus}} {{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule download_checkpoint:
+    output:
+        "resources/checkpoints/{name}/{file}",
+    log:
+        "logs/download/download_checkpoint/{name}/{file}.log",
+    wildcard_constraints:
+        name=DOWNLOAD_NAME_RE,
+        file=DOWNLOAD_NAME_RE,
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        args=download_checkpoint_args,
+    shell:
+        f"{STEMLAB_FSTRING}.download fetch {{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule download_soundfont:
+    output:
+        "resources/soundfonts/{name}.sf2",
+    log:
+        "logs/download/download_soundfont/{name}.log",
+    wildcard_constraints:
+        name=DOWNLOAD_NAME_RE,
+    localrule: True
+    conda:
+        "../../envs/core.yaml"
+    params:
+        args=download_soundfont_args,
+    shell:
+        f"{STEMLAB_FSTRING}.download fetch {{params.args}} --out {{output}} 2> {{log}}"
