@@ -277,3 +277,36 @@ def summarize(songs: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
 
 def params_to_json(params: ValidityParams) -> str:
     return json.dumps(asdict(params), sort_keys=True)
+
+
+# --------------------------------------------------------------------------- selection and run
+
+
+def select_songs(songs: pd.DataFrame, splits: Sequence[str], max_per_genre: int) -> pd.DataFrame:
+    """Held-out songs to analyse: rows of `songs` (song_id, genre, split, ...) in `splits`, ordered by
+    song id, at most `max_per_genre` per genre (0 = all). Songs are i.i.d. by index, so the first ones
+    are an unbiased sample and the choice does not depend on the shard layout."""
+    chosen = songs[songs["split"].isin(list(splits))].sort_values("song_id", kind="stable")
+    if max_per_genre > 0:
+        chosen = chosen.groupby("genre", sort=True, group_keys=False).head(max_per_genre)
+    return chosen.sort_values("song_id", kind="stable").reset_index(drop=True)
+
+
+def _analyze(job: tuple[str, ValidityParams]) -> dict:
+    song_dir, params = job
+    return analyze_song(song_dir, params)
+
+
+def analyze_songs(song_dirs: Sequence[str | os.PathLike[str]], params: ValidityParams, workers: int = 1) -> pd.DataFrame:
+    """Rows of analyze_song for every directory, in input order, using `workers` processes."""
+    from stemlab.logs import progress
+
+    jobs = [(str(d), params) for d in song_dirs]
+    if workers <= 1 or len(jobs) <= 1:
+        rows = [_analyze(job) for job in progress(jobs, desc="validity")]
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            rows = list(progress(pool.map(_analyze, jobs), desc="validity", total=len(jobs)))
+    return pd.DataFrame(rows)
