@@ -15,7 +15,10 @@ class StemlabError(Exception):
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run a CLI entry point; a StemlabError becomes `error: <message>` on stderr and exit code 1."""
+    from stemlab.faults import check_memory_fault  # test-only switch, see stemlab/faults.py
+
     try:
+        check_memory_fault(main)
         return int(main(argv) or 0)
     except StemlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
