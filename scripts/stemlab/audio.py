@@ -55,3 +55,62 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sr: int, *, sub
         raise ValueError(f"{path}: unsupported audio suffix (use .flac or .wav)")
     with atomic_path(path) as tmp:
         sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, format=fmt, subtype=subtype)
+
+
+def wav_truncation(path: str | os.PathLike[str]) -> str | None:
+    """Why a RIFF/WAVE file is cut short (its data chunk promises more bytes than the file has), else None.
+
+    libsndfile reads a truncated WAV without complaint (it returns the frames that are there), so a
+    download that stopped half-way would pass for a shorter song; this header check catches it.
+    Non-WAV files, RF64 and streamed WAVs (data size 0 or 0xFFFFFFFF) are not judged here.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        pos = 12
+        while pos + 8 <= size:
+            fh.seek(pos)
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                break
+            ident, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if ident == b"data":
+                if length in (0, 0xFFFFFFFF):
+                    return None
+                have = size - pos - 8
+                if have < length:
+                    return f"data chunk holds {have} of {length} bytes"
+                return None
+            pos += 8 + length + (length & 1)
+    return "no data chunk"
+
+
+def read_audio_complete(
+    path: str | os.PathLike[str],
+    *,
+    expected_sr: int | None = None,
+    allow_empty: bool = False,
+) -> tuple[np.ndarray, int]:
+    """read_audio that also rejects truncated WAV files (see wav_truncation)."""
+    path = Path(path)
+    if path.is_file():
+        problem = wav_truncation(path)
+        if problem is not None:
+            raise StemlabError(f"{path}: truncated or corrupt WAV ({problem}); re-download or re-extract the file")
+    return read_audio(path, expected_sr=expected_sr, allow_empty=allow_empty)
+
+
+def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """(frames, sample rate, channels) from the header, with the same one-line errors as read_audio."""
+    path = Path(path)
+    if not path.is_file():
+        raise StemlabError(f"{path}: audio file not found; check the path or re-run the rule that makes it")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StemlabError(f"{path}: cannot decode audio ({reason}); re-export or re-download the file") from exc
+    return int(info.frames), int(info.samplerate), int(info.channels)
