@@ -1,0 +1,122 @@
+"""TrainConfig: everything the shared loop needs, validated, hashable into the checkpoint identity."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stemlab.errors import StemlabError
+
+SCHEDULES = ("constant", "cosine", "linear")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+# Fields that cannot change the trained weights: a resumed run may differ in these.
+_NON_RESULT_FIELDS = frozenset(
+    {"checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_every", "log_every", "device"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int
+    batch_size: int
+    lr: float
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.0
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float = 0.0  # max global grad norm; 0 disables clipping
+    precision: str = "fp32"
+    checkpoint_every: int = 0  # steps; 0 disables step-based checkpoints
+    checkpoint_seconds: float = 0.0  # wall seconds; 0 disables time-based checkpoints
+    keep_checkpoints: int = 2
+    eval_every: int = 0  # steps; 0: evaluate only at the end (when an eval fn is given)
+    log_every: int = 1
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    deterministic: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 1:
+            problems.append("steps must be >= 1")
+        if self.batch_size < 1:
+            problems.append("batch_size must be >= 1")
+        if not self.lr > 0:
+            problems.append("lr must be > 0")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+        if not 0 <= self.warmup_steps <= self.steps:
+            problems.append("warmup_steps must be in [0, steps]")
+        if not 0 <= self.min_lr_ratio <= 1:
+            problems.append("min_lr_ratio must be in [0, 1]")
+        if self.grad_clip < 0 or self.checkpoint_every < 0 or self.checkpoint_seconds < 0 or self.eval_every < 0:
+            problems.append("grad_clip, checkpoint_every, checkpoint_seconds and eval_every must be >= 0")
+        if self.keep_checkpoints < 1 or self.log_every < 1:
+            problems.append("keep_checkpoints and log_every must be >= 1")
+        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
+            problems.append("device must be auto, cpu, cuda or cuda:N")
+        if problems:
+            raise StemlabError(f"invalid training config: {problems[0]}; fix the train: section of the config")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise StemlabError(f"unknown training option {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def result_dict(self) -> dict[str, Any]:
+        """The fields that determine the trained weights (what a checkpoint must agree on)."""
+        return {k: v for k, v in self.to_dict().items() if k not in _NON_RESULT_FIELDS}
+
+    def lr_factor(self, step: int) -> float:
+        """Multiplier of `lr` for optimizer step `step` (0-based): linear warmup, then the schedule."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return 1.0
+        span = max(1, self.steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        if self.schedule == "linear":
+            shape = 1.0 - progress
+        else:
+            import math
+
+            shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.min_lr_ratio + (1.0 - self.min_lr_ratio) * shape
+
+
+def run_identity(config: TrainConfig, identity: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: result fields of the config + the caller's identity."""
+    return {"train": config.result_dict(), "run": json.loads(json.dumps(dict(identity or {}), sort_keys=True))}
+
+
+def identity_hash(identity: Mapping[str, Any]) -> str:
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def identity_diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two identities (for the refusal message)."""
+    keys = sorted(set(a) | set(b))
+    out: list[str] = []
+    for k in keys:
+        va, vb = a.get(k, "<missing>"), b.get(k, "<missing>")
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += identity_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
