@@ -30,8 +30,115 @@ def synth_targets():
 # --------------------------------------------------------------------------- corpora + preprocessing
 
 
+# (data.smk) Real corpora are read from resources/corpora/<corpus> (download.smk) and sharded by
+# sha256(song id) mod data.corpora.<corpus>.shards; the synthetic corpus keeps the synth shards.
+import json  # noqa: E402
+import shlex  # noqa: E402
+
+DATA_REAL_CORPORA = ("moisesdb", "musdb18hq", "medleydb")
+DATA_REAL_RE = "|".join(DATA_REAL_CORPORA)
+DATA_CORPUS_RE = f"{DATA_REAL_RE}|synthetic"
+DATA_SHARD_RE = "shard-[0-9]+"
+DATA_MODEL_RE = "[a-z][a-z_]*"
+
+
 def data_targets():
-    return []
+    """Features, segment tables and song tables of every data corpus, plus the corpus table and figure."""
+    targets = []
+    for corpus in data_corpora():
+        targets += [
+            f"results/data/features/{corpus}/{s}.parquet" for s in data_shards(corpus)
+        ]
+        targets += [
+            f"results/data/segments/{corpus}/{m}.parquet" for m in segment_models()
+        ]
+        targets.append(f"results/data/splits/{corpus}.parquet")
+    if targets:
+        targets += ["results/tables/corpora.csv", "results/figures/corpora.pdf"]
+    return targets
+
+
+def data_config():
+    return config.get("data") or {}
+
+
+def data_corpora():
+    """The data stage's corpora: the enabled real ones, then synthetic (data.synthetic.enabled)."""
+    corpora = [c for c in enabled_corpora() if c in DATA_REAL_CORPORA]
+    if (data_config().get("synthetic") or {}).get("enabled", True):
+        corpora.append("synthetic")
+    return corpora
+
+
+def data_corpus_config(corpus):
+    return (data_config().get("corpora") or {}).get(corpus) or {}
+
+
+def data_shards(corpus):
+    if corpus == "synthetic":
+        return synth_shards()
+    return plan.shard_names(int(data_corpus_config(corpus).get("shards", 1)), 1)
+
+
+def segment_models():
+    return sorted(data_config().get("segments") or {})
+
+
+def data_corpus_root(wildcards):
+    return corpus_dir(wildcards.corpus)
+
+
+def data_stems_args(wildcards):
+    corpus_cfg = {
+        k: v
+        for k, v in data_corpus_config(wildcards.corpus).items()
+        if k not in ("enabled", "path", "url", "sha256")
+    }
+    args = [
+        "--shards",
+        str(len(data_shards(wildcards.corpus))),
+        "--corpus-config",
+        json.dumps(corpus_cfg, sort_keys=True),
+        "--audio-config",
+        json.dumps(data_config().get("audio") or {}, sort_keys=True),
+    ]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def data_synthetic_args(wildcards):
+    return "--bad-song " + (data_config().get("audio") or {}).get("bad_song", "fail")
+
+
+def data_features_args(wildcards):
+    f = data_config().get("features") or {}
+    return "--rhythm-method {} --key-profile {}".format(
+        shlex.quote(f.get("rhythm_method", "multifeature")),
+        shlex.quote(f.get("key_profile", "bgate")),
+    )
+
+
+def data_segments_args(wildcards):
+    args = [
+        "--segments-config",
+        json.dumps(data_config().get("segments") or {}, sort_keys=True),
+        "--activity-config",
+        json.dumps(data_config().get("activity") or {}, sort_keys=True),
+    ]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def data_stems_dirs(wildcards):
+    c = wildcards.corpus
+    return [f"results/data/stems/{c}/{s}" for s in data_shards(c)]
+
+
+def data_segment_shard_tables(wildcards):
+    c = wildcards.corpus
+    return [f"results/data/segments/{c}/shards/{s}.parquet" for s in data_shards(c)]
+
+
+def data_split_tables():
+    return [f"results/data/splits/{c}.parquet" for c in data_corpora()]
 
 
 # --------------------------------------------------------------------------- downloads

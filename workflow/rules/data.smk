@@ -1,1 +1,172 @@
-# Rules of the data stage; input functions live in common.smk.
+# Rules of the data stage; input functions live in common.smk ("corpora + preprocessing" block).
+#
+# Outputs (layout contract: results/README.md):
+#   results/data/stems/<corpus>/<shard>/           canonical_stems (real corpora, from resources/corpora/<corpus>)
+#                                                   or canonical_stems_synthetic (hard links to results/synth/shards)
+#   results/data/features/<corpus>/<shard>.parquet  preprocess: essentia + loudness features per song
+#   results/data/segments/<corpus>/shards/<shard>.parquet  segments_shard: rows of every model window
+#   results/data/segments/<corpus>/<model>.parquet  segments: one model's segment table
+#   results/data/splits/<corpus>.parquet            splits: song -> split (+ duration, categories)
+#   results/tables/corpora.csv, results/figures/corpora.pdf   corpora_table, corpora_figure
+# Shell commands are f-strings (see download.smk): STEMLAB_FSTRING expands at parse time.
+
+
+rule canonical_stems:
+    input:
+        data_corpus_root,
+    output:
+        directory("results/data/stems/{corpus}/{shard}"),
+    log:
+        "logs/data/canonical_stems/{corpus}/{shard}.log",
+    wildcard_constraints:
+        corpus=DATA_REAL_RE,
+        shard=DATA_SHARD_RE,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime_min(120),
+        slurm_partition=cpu_partition(),
+    params:
+        args=data_stems_args,
+    shell:
+        f"{STEMLAB_FSTRING}.data stems --corpus {{wildcards.corpus}} --root {{input}} "
+        f"--shard {{wildcards.shard}} {{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule canonical_stems_synthetic:
+    input:
+        "results/synth/shards/{shard}",
+    output:
+        directory("results/data/stems/synthetic/{shard}"),
+    log:
+        "logs/data/canonical_stems_synthetic/{shard}.log",
+    wildcard_constraints:
+        shard=DATA_SHARD_RE,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime_min(30),
+        slurm_partition=cpu_partition(),
+    params:
+        args=data_synthetic_args,
+    shell:
+        f"{STEMLAB_FSTRING}.data synthetic --src {{input}} --shard {{wildcards.shard}} "
+        f"{{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule preprocess:
+    input:
+        "results/data/stems/{corpus}/{shard}",
+    output:
+        "results/data/features/{corpus}/{shard}.parquet",
+    log:
+        "logs/data/preprocess/{corpus}/{shard}.log",
+    wildcard_constraints:
+        corpus=DATA_CORPUS_RE,
+        shard=DATA_SHARD_RE,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime_min(120),
+        slurm_partition=cpu_partition(),
+    params:
+        args=data_features_args,
+    shell:
+        f"{STEMLAB_FSTRING}.data features --stems {{input}} {{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule segments_shard:
+    input:
+        "results/data/stems/{corpus}/{shard}",
+    output:
+        "results/data/segments/{corpus}/shards/{shard}.parquet",
+    log:
+        "logs/data/segments_shard/{corpus}/{shard}.log",
+    wildcard_constraints:
+        corpus=DATA_CORPUS_RE,
+        shard=DATA_SHARD_RE,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=mem_mb(3000),
+        runtime=runtime_min(60),
+        slurm_partition=cpu_partition(),
+    params:
+        args=data_segments_args,
+    shell:
+        f"{STEMLAB_FSTRING}.data segments --stems {{input}} {{params.args}} --out {{output}} 2> {{log}}"
+
+
+rule segments:
+    input:
+        data_segment_shard_tables,
+    output:
+        "results/data/segments/{corpus}/{model}.parquet",
+    log:
+        "logs/data/segments/{corpus}/{model}.log",
+    wildcard_constraints:
+        corpus=DATA_CORPUS_RE,
+        model=DATA_MODEL_RE,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime_min(30),
+        slurm_partition=cpu_partition(),
+    shell:
+        f"{STEMLAB_FSTRING}.data merge-segments --model {{wildcards.model}} --out {{output}} {{input}} 2> {{log}}"
+
+
+rule splits:
+    input:
+        data_stems_dirs,
+    output:
+        "results/data/splits/{corpus}.parquet",
+    log:
+        "logs/data/splits/{corpus}.log",
+    wildcard_constraints:
+        corpus=DATA_CORPUS_RE,
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime_min(15),
+        slurm_partition=cpu_partition(),
+    shell:
+        f"{STEMLAB_FSTRING}.data splits --out {{output}} {{input}} 2> {{log}}"
+
+
+rule corpora_table:
+    input:
+        data_split_tables(),
+    output:
+        "results/tables/corpora.csv",
+    log:
+        "logs/data/corpora_table.log",
+    localrule: True
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        f"{STEMLAB_FSTRING}.data summary --out {{output}} {{input}} 2> {{log}}"
+
+
+rule corpora_figure:
+    input:
+        "results/tables/corpora.csv",
+    output:
+        report(
+            "results/figures/corpora.pdf",
+            caption="../report/corpora.rst",
+            category="Data",
+            labels={"figure": "corpora"},
+        ),
+    log:
+        "logs/data/corpora_figure.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        f"{STEMLAB_FSTRING}.data.figure --table {{input}} --out {{output}} 2> {{log}}"

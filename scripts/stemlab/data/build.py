@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -26,8 +27,9 @@ DATA_LAYOUT_VERSION = 1
 
 
 def _rel(path: Path, root: Path) -> str:
+    """Path relative to the corpus root (not resolved: resources/corpora may be a tree of symlinks)."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
     except ValueError:
         return path.name
 

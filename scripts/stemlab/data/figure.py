@@ -1,0 +1,69 @@
+"""The corpus figure (results/figures/corpora.pdf) from results/tables/corpora.csv: hours per corpus by
+split, and the share of songs that have each stem category. Run as `python -m stemlab.data.figure`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from stemlab.atomic import atomic_path
+from stemlab.errors import StemlabError, run_cli
+from stemlab.taxonomy import STEMS
+
+SPLIT_COLORS = {"train": "C0", "valid": "C1", "test": "C2"}
+
+
+def plot(table: pd.DataFrame, out: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    if table.empty:
+        raise StemlabError(f"{out}: the corpus table has no rows; enable a corpus (data.corpora.*, data.synthetic)")
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(table) + 2.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    corpora = list(table["corpus"])
+    left = pd.Series(0.0, index=range(len(table)))
+    for split, color in SPLIT_COLORS.items():
+        hours = table[f"hours_{split}"].reset_index(drop=True)
+        axes[0].barh(corpora, hours, left=left, color=color, label=split)
+        left += hours
+    for i, (hours, songs) in enumerate(zip(table["hours"], table["songs"])):
+        axes[0].text(hours, i, f" {songs} songs", va="center", fontsize=8)
+    axes[0].set_xlabel("hours")
+    axes[0].set_xlim(0, max(float(table["hours"].max()), 1e-6) * 1.35)
+    axes[0].legend(title="split", loc="lower right", fontsize=8)
+    axes[0].invert_yaxis()
+    share = pd.DataFrame(
+        {c: table[f"stem_{c}"].to_numpy() / table["songs"].clip(lower=1).to_numpy() for c in STEMS}, index=corpora
+    )
+    sns.heatmap(share, ax=axes[1], vmin=0, vmax=1, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
+                cbar_kws={"label": "share of songs with the stem"})
+    axes[1].set_xticklabels(axes[1].get_xticklabels(), rotation=40, ha="right")
+    axes[1].set_ylabel("")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stemlab.data.figure", description=__doc__)
+    parser.add_argument("--table", required=True, help="results/tables/corpora.csv")
+    parser.add_argument("--out", required=True, help="PDF to write")
+    args = parser.parse_args(argv)
+    path = Path(args.table)
+    if not path.is_file():
+        raise StemlabError(f"{path}: missing; run the corpora_table rule")
+    plot(pd.read_csv(path), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
