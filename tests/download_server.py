@@ -13,6 +13,7 @@ class ServerState:
     etags: dict[str, str] = field(default_factory=dict)
     drop_after: int | None = None  # bytes of body sent before the connection is cut ...
     drop_times: int = 0  # ... for this many responses
+    drop_path: str | None = None  # ... of this path only (None: any path)
     ignore_range: bool = False  # answer 200 with the whole file even to a Range request
     wrong_bytes: bool = False  # flip the bytes of every body (a corrupt mirror)
     fail_status: int | None = None  # answer this status ...
@@ -37,7 +38,8 @@ class _Handler(BaseHTTPRequestHandler):
             fail = state.fail_status if state.fail_times != 0 and started else None
             if fail and state.fail_times > 0:
                 state.fail_times -= 1
-            drop = state.drop_after if state.drop_times > 0 else None
+            drop_here = state.drop_path in (None, path)
+            drop = state.drop_after if state.drop_times > 0 and drop_here else None
             if drop is not None:
                 state.drop_times -= 1
         if fail:
