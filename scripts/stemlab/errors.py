@@ -18,7 +18,7 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     from stemlab.faults import check_memory_fault  # test-only switch, see stemlab/faults.py
 
     try:
-        check_memory_fault(main)
+        check_memory_fault()
         return int(main(argv) or 0)
     except StemlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
