@@ -80,6 +80,7 @@ MUSDB_FREQS = {"drums": 80.0, "bass": 55.0, "other": 330.0, "vocals": 440.0}
 def make_musdb(root: Path, train: list[str], test: list[str], seconds: float = 3.0, wrap: str = "musdb18hq") -> Path:
     base = root / wrap if wrap else root
     for subset, names in (("train", train), ("test", test)):
+        (base / subset).mkdir(parents=True, exist_ok=True)
         for i, name in enumerate(names):
             folder = base / subset / name
             stems = {stem: tone(seconds, f * (1 + 0.02 * i), seed=i) for stem, f in MUSDB_FREQS.items()}

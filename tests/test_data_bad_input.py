@@ -1,0 +1,167 @@
+"""Bad source audio: every failure is one line naming the file and the fix, and nothing half-written stays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemlab.audio import read_audio_complete, wav_truncation
+from stemlab.data.stems import build_corpus_shard
+from stemlab.errors import StemlabError
+from tests.data_fixtures import make_musdb, tone, write_wav
+
+SHARD = "shard-00000"
+
+
+def _corpus(tmp_path: Path, seconds: float = 1.0) -> tuple[Path, Path]:
+    root = make_musdb(tmp_path / "corpus", ["A - a"], [], seconds=seconds, wrap="")
+    return root, root / "train" / "A - a"
+
+
+def _build(root: Path, out: Path, **audio) -> Path:
+    build_corpus_shard("musdb18hq", root, SHARD, 1, {}, audio, out)
+    return out
+
+
+def _fails(root: Path, out: Path, culprit: Path, *words: str, **audio) -> str:
+    with pytest.raises(StemlabError) as err:
+        _build(root, out, **audio)
+    msg = str(err.value)
+    assert "\n" not in msg and str(culprit) in msg, msg
+    for word in words:
+        assert word in msg, msg
+    # the job's output does not exist, and no temp folder is left beside it
+    assert not out.exists()
+    assert [p.name for p in out.parent.iterdir()] == [] if out.parent.exists() else True
+    return msg
+
+
+def test_corrupt_audio(tmp_path):
+    root, song = _corpus(tmp_path)
+    (song / "bass.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" * 4)
+    _fails(root, tmp_path / "out" / SHARD, song / "bass.wav", "re-download")
+
+
+def test_truncated_wav(tmp_path):
+    root, song = _corpus(tmp_path)
+    data = (song / "drums.wav").read_bytes()
+    (song / "drums.wav").write_bytes(data[: len(data) // 2])
+    assert "data chunk holds" in wav_truncation(song / "drums.wav")
+    _fails(root, tmp_path / "out" / SHARD, song / "drums.wav", "truncated", "re-download")
+
+
+def test_truncated_flac(tmp_path):
+    root, song = _corpus(tmp_path)
+    sf.write(song / "vocals.flac", tone(1.0, 440.0), 44100, subtype="PCM_24")
+    (song / "vocals.wav").unlink()
+    data = (song / "vocals.flac").read_bytes()
+    (song / "vocals.flac").write_bytes(data[: len(data) // 2])
+    _fails(root, tmp_path / "out" / SHARD, song / "vocals.flac", "re-download")
+
+
+def test_zero_length_stem(tmp_path):
+    root, song = _corpus(tmp_path)
+    write_wav(song / "other.wav", np.zeros((0, 2), dtype=np.float32))
+    _fails(root, tmp_path / "out" / SHARD, song / "other.wav", "zero samples")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_and_inf_samples(tmp_path, bad):
+    root, song = _corpus(tmp_path)
+    audio = tone(1.0, 55.0)
+    audio[1000, 0] = bad
+    write_wav(song / "bass.wav", audio, subtype="FLOAT")
+    _fails(root, tmp_path / "out" / SHARD, song / "bass.wav", "NaN or inf", "re-export")
+
+
+def test_unexpected_sample_rate_rejected_or_resampled(tmp_path):
+    root, song = _corpus(tmp_path)
+    write_wav(song / "bass.wav", tone(1.0, 55.0, sr=48000), sr=48000)
+    _fails(root, tmp_path / "out" / SHARD, song / "bass.wav", "48000 Hz", "sample_rate_mismatch: resample",
+           sample_rate_mismatch="reject")
+    out = _build(root, tmp_path / "ok" / SHARD, sample_rate_mismatch="resample")
+    meta = json.loads((out / "A_-_a" / "song.json").read_text())
+    assert meta["data"]["resampled_from"] == {"train/A - a/bass.wav": 48000}
+    bass, sr = sf.read(out / "A_-_a" / "wet" / "bass.flac")
+    assert sr == 44100 and bass.shape[0] == 44100 == meta["n_frames"]
+    # soxr preserves the tone: 55 Hz stays the spectral peak
+    spectrum = np.abs(np.fft.rfft(bass[:, 0]))
+    assert abs(np.argmax(spectrum) * 44100 / bass.shape[0] - 55.0) < 2.0
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"])
+def test_int_and_float_wavs_read_correctly(tmp_path, subtype):
+    audio = tone(0.2, 440.0, amp=0.5)
+    path = write_wav(tmp_path / f"x_{subtype}.wav", audio, subtype=subtype)
+    read, sr = read_audio_complete(path)
+    tolerance = {"PCM_16": 1e-4, "PCM_24": 1e-6}.get(subtype, 1e-7)
+    assert sr == 44100 and read.dtype == np.float32 and np.max(np.abs(read - audio)) < tolerance
+
+
+def test_24_and_32_bit_sources_give_the_same_stems(tmp_path):
+    outs = []
+    for subtype in ("PCM_24", "PCM_32", "FLOAT"):
+        root = make_musdb(tmp_path / subtype, ["A - a"], [], seconds=0.5, wrap="")
+        song = root / "train" / "A - a"
+        for stem in ("drums", "bass", "other", "vocals", "mixture"):
+            audio = sf.read(song / f"{stem}.wav", dtype="float32")[0]
+            sf.write(song / f"{stem}.wav", audio, 44100, subtype=subtype)
+        out = _build(root, tmp_path / f"out-{subtype}" / SHARD)
+        outs.append(sf.read(out / "A_-_a" / "wet" / "bass.flac", dtype="int32")[0])
+    assert np.array_equal(outs[0], outs[1]) and np.array_equal(outs[0], outs[2])
+
+
+def test_stems_of_different_lengths_pad_trim_reject(tmp_path):
+    root, song = _corpus(tmp_path, seconds=1.0)
+    write_wav(song / "vocals.wav", tone(0.5, 440.0))
+    _fails(root, tmp_path / "rej" / SHARD, song / "vocals.wav", "22050 frames", "length_mismatch",
+           length_mismatch="reject")
+    padded = _build(root, tmp_path / "pad" / SHARD, length_mismatch="pad")
+    meta = json.loads((padded / "A_-_a" / "song.json").read_text())
+    assert meta["n_frames"] == 44100 and meta["data"]["length_policy"] == "pad"
+    assert meta["data"]["length_adjusted"] == {"train/A - a/vocals.wav": {"frames": 22050, "sample_rate": 44100}}
+    vocals = sf.read(padded / "A_-_a" / "wet" / "vocals.flac")[0]
+    assert vocals.shape[0] == 44100 and not np.any(vocals[22050:])
+    trimmed = _build(root, tmp_path / "trim" / SHARD, length_mismatch="trim")
+    meta = json.loads((trimmed / "A_-_a" / "song.json").read_text())
+    assert meta["n_frames"] == 22050 and len(meta["data"]["length_adjusted"]) == 4  # the three other stems + mixture
+    assert sf.info(str(trimmed / "A_-_a" / "mix.flac")).frames == 22050
+
+
+def test_mono_and_multichannel_sources(tmp_path):
+    root, song = _corpus(tmp_path)
+    write_wav(song / "bass.wav", tone(1.0, 55.0, channels=1))
+    out = _build(root, tmp_path / "st" / SHARD)
+    bass = sf.read(out / "A_-_a" / "wet" / "bass.flac")[0]
+    assert bass.shape == (44100, 2) and np.array_equal(bass[:, 0], bass[:, 1])
+    mono = _build(root, tmp_path / "mono" / SHARD, channels="mono")
+    assert sf.info(str(mono / "A_-_a" / "mix.flac")).channels == 1
+    write_wav(song / "bass.wav", tone(1.0, 55.0, channels=6))
+    _fails(root, tmp_path / "six" / SHARD, song / "bass.wav", "6 channels", "downmix")
+
+
+def test_clipping_sum_scales_the_whole_song(tmp_path):
+    root, song = _corpus(tmp_path)
+    for stem in ("drums", "bass", "other", "vocals"):
+        write_wav(song / f"{stem}.wav", tone(1.0, 110.0, amp=0.9), subtype="FLOAT")
+    write_wav(song / "mixture.wav", 4 * tone(1.0, 110.0, amp=0.9), subtype="FLOAT")
+    out = _build(root, tmp_path / "out" / SHARD)
+    meta = json.loads((out / "A_-_a" / "song.json").read_text())
+    assert meta["data"]["gain_db"] < -8
+    mix = sf.read(out / "A_-_a" / "mix.flac")[0]
+    stems = sum(sf.read(out / "A_-_a" / "wet" / f"{s}.flac")[0] for s in ("drums", "bass", "other", "vocals"))
+    assert np.max(np.abs(mix)) <= 0.999 + 1e-6 and np.allclose(mix, stems, atol=1e-5)
+
+
+def test_bad_song_skip_keeps_the_others(tmp_path):
+    root = make_musdb(tmp_path / "corpus", ["A - a", "B - b"], [], seconds=0.5, wrap="")
+    (root / "train" / "B - b" / "bass.wav").write_bytes(b"not audio")
+    out = tmp_path / "out" / SHARD
+    build_corpus_shard("musdb18hq", root, SHARD, 1, {}, {"bad_song": "skip"}, out)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["A_-_a"]
+    (skipped,) = json.loads((out / "skipped.json").read_text())
+    assert skipped["song"] == "B_-_b" and "bass.wav" in skipped["error"]
