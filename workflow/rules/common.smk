@@ -240,16 +240,81 @@ def download_targets():
 # --------------------------------------------------------------------------- models
 
 
+# (train.smk, evaluate.smk, figures.smk) Every model trains with the shared loop stemlab.train;
+# checkpoints live beside the outputs but are not outputs, so a failed or preempted job keeps them.
+FXPROCESSOR_DIR = "results/models/fxprocessor"
+# keys of train.fxprocessor that cannot change the weights: not passed to training (no retrain on edit)
+_FX_NOT_TRAINING = ("corpora", "mem_mb", "runtime_min", "eval")
+
+
+def output_dir(wildcards, output):
+    """The directory of a rule's first output (training rules write several files there)."""
+    return str(Path(output[0]).parent)
+
+
+def fxprocessor_config():
+    return config["train"]["fxprocessor"]
+
+
+def fxprocessor_corpora():
+    """Corpora of train.fxprocessor.corpora that the data stage builds."""
+    enabled = set(data_corpora())
+    if (config["data"].get("synthetic") or {}).get("enabled", True):
+        enabled.add("synthetic")
+    return [
+        c for c in fxprocessor_config().get("corpora", ["synthetic"]) if c in enabled
+    ]
+
+
+def fxprocessor_segments():
+    return [f"results/data/segments/{c}/megami.parquet" for c in fxprocessor_corpora()]
+
+
+def fxprocessor_settings():
+    """train.fxprocessor minus the keys that do not shape the weights, as one JSON word for the shell."""
+    cfg = {k: v for k, v in fxprocessor_config().items() if k not in _FX_NOT_TRAINING}
+    return shlex.quote(json.dumps(cfg, sort_keys=True, separators=(",", ":")))
+
+
+def fxprocessor_eval_args():
+    ev = fxprocessor_config().get("eval") or {}
+    args = ["--fft-sizes", *map(str, ev.get("fft_sizes", [512, 1024, 2048]))]
+    if ev.get("max_items"):
+        args += ["--max-items", str(ev["max_items"])]
+    if ev.get("max_samples"):
+        args += ["--max-samples", str(ev["max_samples"])]
+    return " ".join(args)
+
+
+def fxprocessor_resources(key, default, section=None):
+    cfg = fxprocessor_config()
+    if section:
+        cfg = cfg.get(section) or {}
+    return cfg.get(key, default)
+
+
 def train_targets():
-    return []
+    if not fxprocessor_corpora():
+        return []
+    return [
+        f"{FXPROCESSOR_DIR}/{name}"
+        for name in ("final.pt", "train_log.csv", "meta.json")
+    ]
 
 
 def evaluate_targets():
-    return []
+    if not fxprocessor_corpora():
+        return []
+    return [
+        "results/eval/fxprocessor/metrics.parquet",
+        "results/tables/fxprocessor_eval.csv",
+    ]
 
 
 def figure_targets():
-    return []
+    if not fxprocessor_corpora():
+        return []
+    return ["results/figures/fxprocessor_eval.pdf"]
 
 
 def all_targets():

@@ -1,1 +1,20 @@
 # Rules of the figures stage; input functions live in common.smk.
+
+
+rule figure_fxprocessor_eval:
+    input:
+        "results/eval/fxprocessor/metrics.parquet",
+    output:
+        report(
+            "results/figures/fxprocessor_eval.pdf",
+            caption="../report/fxprocessor_eval.rst",
+            category="MEGAMI",
+            labels={"figure": "fxprocessor_eval"},
+        ),
+    log:
+        "logs/figures/figure_fxprocessor_eval.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        f"{STEMLAB_FSTRING}.megami.figure --items {{input}} --out {{output}} 2> {{log}}"

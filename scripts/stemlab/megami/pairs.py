@@ -81,22 +81,30 @@ class PairItem:
     fx: Any
 
 
+def stem_files(directory: Path, entry: dict[str, Any]) -> tuple[Path, Path]:
+    """(dry, wet) paths of a stem: song.json `files` when given, else dry/<name>.flac, wet/<name>.flac."""
+    files = entry.get("files") or {}
+    name = entry["name"]
+    return directory / files.get("dry", f"dry/{name}.flac"), directory / files.get("wet", f"wet/{name}.flac")
+
+
 def pair_items(table: pd.DataFrame, stems_root: str | os.PathLike[str], split: str | None) -> list[PairItem]:
     """Active windows of `split` whose stem has both a dry and a wet file (real corpora may lack dry)."""
     rows = table if split is None else table[table["split"] == split]
     rows = rows[rows["active"].astype(bool)]
     items: list[PairItem] = []
-    has_pair: dict[tuple[str, str, str], bool] = {}
+    stems: dict[tuple[str, str, str], tuple[Path, Path, dict[str, Any]] | None] = {}
     for row in rows.itertuples(index=False):
-        directory = song_dir(stems_root, row.corpus, row.shard, row.song)
         key = (row.corpus, row.song, row.stem)
-        dry, wet = directory / "dry" / f"{row.stem}.flac", directory / "wet" / f"{row.stem}.flac"
-        if key not in has_pair:
-            has_pair[key] = dry.is_file() and wet.is_file()
-        if not has_pair[key]:
+        if key not in stems:
+            directory = song_dir(stems_root, row.corpus, row.shard, row.song)
+            entry = stem_entry(_song_json(str(directory / "song.json")), row.stem, directory / "song.json")
+            dry, wet = stem_files(directory, entry)
+            stems[key] = (dry, wet, entry) if dry.is_file() and wet.is_file() else None
+        found = stems[key]
+        if found is None:
             continue
-        song = _song_json(str(directory / "song.json"))
-        entry = stem_entry(song, row.stem, directory / "song.json")
+        dry, wet, entry = found
         items.append(
             PairItem(
                 song=row.song,

@@ -8,10 +8,11 @@ import torch
 from torch import nn
 
 
-def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """|STFT| of (N, T) float32 signals → (N, n_fft // 2 + 1, frames); finite gradient at silence."""
+def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, window: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """|STFT| of (N, T) float32 signals → (N, n_fft // 2 + 1, frames); power floored at `eps` (-80 dB),
+    which keeps gradients finite at silence and the log-magnitude term from chasing inaudible bins."""
     spec = torch.stft(x, n_fft, hop_length=hop, win_length=n_fft, window=window, center=True, return_complex=True)
-    return (spec.real.square() + spec.imag.square()).clamp_min(eps * eps).sqrt()
+    return (spec.real.square() + spec.imag.square()).clamp_min(eps).sqrt()
 
 
 class MultiResolutionSTFTLoss(nn.Module):
@@ -27,7 +28,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         hop_ratio: float = 0.25,
         sc_weight: float = 1.0,
         logmag_weight: float = 1.0,
-        eps: float = 1e-7,
+        eps: float = 1e-8,
     ) -> None:
         super().__init__()
         if not fft_sizes or any(n < 16 for n in fft_sizes):
@@ -52,7 +53,7 @@ class MultiResolutionSTFTLoss(nn.Module):
                 window = getattr(self, f"window_{n}")
                 mx = stft_magnitude(x, n, hop, window, self.eps).reshape(batch, -1)
                 my = stft_magnitude(y, n, hop, window, self.eps).reshape(batch, -1)
-                sc = torch.linalg.vector_norm(my - mx, dim=1) / torch.linalg.vector_norm(my, dim=1).clamp_min(self.eps)
+                sc = torch.linalg.vector_norm(my - mx, dim=1) / torch.linalg.vector_norm(my, dim=1)
                 logmag = (my.log() - mx.log()).abs().mean(dim=1)
                 total = total + self.sc_weight * sc + self.logmag_weight * logmag
         return total / len(self.fft_sizes)

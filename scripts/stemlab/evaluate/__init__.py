@@ -1,0 +1,1 @@
+"""Evaluation of trained models against baselines (CLI: python -m stemlab.evaluate <model> ...)."""

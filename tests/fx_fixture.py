@@ -1,0 +1,79 @@
+"""A tiny dry/wet corpus in the canonical layout (written by the tests, not by the synthesizer).
+
+Wet stems are a known processing of the dry ones (gain, one-pole low-pass) whose parameters are written
+to song.json `stems[*].fx`, so an FxProcessor can learn the mapping and baselines can be checked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from stemlab.seeding import rng
+
+SR = 44_100
+STEMS = (("bass", "bass"), ("drums", "drums"))
+
+
+def one_pole_lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    a = float(np.exp(-2 * np.pi * cutoff_hz / SR))
+    y = np.zeros_like(x)
+    state = np.zeros(x.shape[1], dtype=np.float64)
+    for i in range(x.shape[0]):  # small fixtures only
+        state = (1 - a) * x[i] + a * state
+        y[i] = state
+    return y
+
+
+def apply_fixture_fx(dry: np.ndarray, fx: list[dict]) -> np.ndarray:
+    out = dry.astype(np.float64)
+    for effect in fx:
+        if effect["type"] == "lowpass":
+            out = one_pole_lowpass(out, effect["cutoff_hz"])
+        elif effect["type"] == "gain":
+            out = out * 10 ** (effect["gain_db"] / 20)
+    return out.astype(np.float32)
+
+
+def write_corpus(root: Path, songs: int = 6, seconds: float = 1.0, window: int = 8192, seed: int = 0) -> Path:
+    """Songs under root/stems/synthetic/shard-00000/, a segment table at root/segments.parquet."""
+    n = int(seconds * SR)
+    rows = []
+    splits = ["train"] * max(1, songs - 2) + ["valid", "test"]
+    for s in range(songs):
+        song = f"song-{s:04d}"
+        d = root / "stems" / "synthetic" / "shard-00000" / song
+        (d / "dry").mkdir(parents=True, exist_ok=True)
+        (d / "wet").mkdir(parents=True, exist_ok=True)
+        entries = []
+        for stem, category in STEMS:
+            r = rng(seed, song, stem)
+            t = np.arange(n) / SR
+            f0 = 55 * 2 ** r.integers(0, 24) / 12 if stem == "bass" else 0
+            tone = np.sin(2 * np.pi * f0 * t) if f0 else 0
+            noise = r.standard_normal(n) * (0.3 if stem == "drums" else 0.05)
+            env = np.exp(-((t * 4) % 1) * 6)
+            mono = (0.4 * tone + noise) * env
+            dry = np.stack([mono, mono * 0.8], axis=1).astype(np.float32) * 0.5
+            fx = [
+                {"type": "lowpass", "cutoff_hz": float(r.uniform(500, 8000))},
+                {"type": "gain", "gain_db": float(r.uniform(-9, 3)), "enabled": True},
+            ]
+            wet = apply_fixture_fx(dry, fx)
+            sf.write(d / "dry" / f"{stem}.flac", dry, SR, subtype="PCM_24")
+            sf.write(d / "wet" / f"{stem}.flac", wet, SR, subtype="PCM_24")
+            entries.append({"name": stem, "category": category, "fx": fx, "files": {"dry": f"dry/{stem}.flac"}})
+            for start in range(0, n - window + 1, window // 2):
+                rows.append(
+                    {"song": song, "stem": stem, "start": start, "length": window, "active": True,
+                     "corpus": "synthetic", "shard": "shard-00000", "split": splits[s % len(splits)]}
+                )  # fmt: skip
+        meta = {"id": song, "corpus": "synthetic", "split": splits[s % len(splits)], "sample_rate": SR, "stems": entries}
+        (d / "song.json").write_text(json.dumps(meta))
+    table = root / "segments.parquet"
+    pd.DataFrame(rows).to_parquet(table)
+    return table
