@@ -24,6 +24,13 @@ def server():
         yield srv
 
 
+def _stale_part(dest, data: bytes, meta: dict) -> None:
+    """A .part (and its sidecar) as an earlier, interrupted run leaves it."""
+    part = part_path(dest)
+    part.write_bytes(data)
+    part.with_name(part.name + ".json").write_text(json.dumps(meta))
+
+
 def _leftovers(directory) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
 
@@ -64,9 +71,7 @@ def test_killed_run_leaves_part_that_next_run_resumes(server, tmp_path):
 
 def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
     dest = tmp_path / "corpus.zip"
-    part = part_path(dest)
-    part.write_bytes(DATA[:50_000])
-    part.with_name(part.name + ".json").write_text(json.dumps({"url": server.url("/corpus.zip"), "etag": '"v1"'}))
+    _stale_part(dest, DATA[:50_000], {"url": server.url("/corpus.zip"), "etag": '"v1"'})
     server.state.ignore_range = True
     fetch(server.url("/corpus.zip"), dest, SHA, **FAST)
     assert dest.read_bytes() == DATA
@@ -77,9 +82,7 @@ def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
 def test_changed_file_on_server_is_not_spliced(server, tmp_path):
     """If-Range with the old ETag: the server sends the whole new file instead of a range."""
     dest = tmp_path / "corpus.zip"
-    part = part_path(dest)
-    part.write_bytes(b"old version of the file" * 100)
-    part.with_name(part.name + ".json").write_text(json.dumps({"url": server.url("/corpus.zip"), "etag": '"v0"'}))
+    _stale_part(dest, b"old version of the file" * 100, {"url": server.url("/corpus.zip"), "etag": '"v0"'})
     fetch(server.url("/corpus.zip"), dest, SHA, **FAST)
     assert dest.read_bytes() == DATA
     assert server.state.requests[0]["if_range"] == '"v0"'
@@ -87,9 +90,7 @@ def test_changed_file_on_server_is_not_spliced(server, tmp_path):
 
 def test_partial_file_from_another_url_is_discarded(server, tmp_path):
     dest = tmp_path / "corpus.zip"
-    part = part_path(dest)
-    part.write_bytes(b"x" * 1000)
-    part.with_name(part.name + ".json").write_text(json.dumps({"url": "http://elsewhere/a.zip"}))
+    _stale_part(dest, b"x" * 1000, {"url": "http://elsewhere/a.zip"})
     fetch(server.url("/corpus.zip"), dest, SHA, **FAST)
     assert dest.read_bytes() == DATA
     assert server.state.requests[0]["range"] is None
@@ -98,9 +99,7 @@ def test_partial_file_from_another_url_is_discarded(server, tmp_path):
 def test_complete_part_is_verified_after_416(server, tmp_path):
     """Killed after the last byte but before the rename: the next run gets 416 and just verifies."""
     dest = tmp_path / "corpus.zip"
-    part = part_path(dest)
-    part.write_bytes(DATA)
-    part.with_name(part.name + ".json").write_text(json.dumps({"url": server.url("/corpus.zip"), "etag": '"v1"'}))
+    _stale_part(dest, DATA, {"url": server.url("/corpus.zip"), "etag": '"v1"'})
     fetch(server.url("/corpus.zip"), dest, SHA, **FAST)
     assert dest.read_bytes() == DATA
     assert len(server.state.requests) == 1
@@ -109,9 +108,7 @@ def test_complete_part_is_verified_after_416(server, tmp_path):
 def test_bad_splice_is_redownloaded_once_from_scratch(server, tmp_path):
     """A stale .part whose server validator still matches: the spliced file fails the hash, so one fresh try."""
     dest = tmp_path / "corpus.zip"
-    part = part_path(dest)
-    part.write_bytes(b"\0" * 1000)
-    part.with_name(part.name + ".json").write_text(json.dumps({"url": server.url("/corpus.zip"), "etag": '"v1"'}))
+    _stale_part(dest, b"\0" * 1000, {"url": server.url("/corpus.zip"), "etag": '"v1"'})
     fetch(server.url("/corpus.zip"), dest, SHA, **FAST)
     assert dest.read_bytes() == DATA
     assert [r["range"] for r in server.state.requests] == ["bytes=1000-", None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -10,8 +9,6 @@ from stemlab.download.extract import extract, link_tree
 from stemlab.download.fetch import verify_file
 from stemlab.download.sources import CORPORA, manual_step_message
 from stemlab.errors import StemlabError
-
-log = logging.getLogger("stemlab.download")
 
 
 def prepare_corpus(
