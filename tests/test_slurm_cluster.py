@@ -142,7 +142,9 @@ def test_gpu_job_and_stop_ends_everything(tmp_path, system_conf):
         wait_until(lambda: out.exists() and cpu_out.exists() and out.read_text() and cpu_out.read_text(), 30, "jobs")
         assert out.read_text().strip() == "CUDA_VISIBLE_DEVICES=0"
         assert cpu_out.read_text().strip() == "CUDA_VISIBLE_DEVICES=none"
-        assert gpu_job
+        # The TaskProlog records what each job step saw (the e2e test relies on it).
+        seen = (local_slurm.Layout(state).log / "task_gpus.txt").read_text().split("\n")
+        assert f"{gpu_job} ? 0" in seen, seen
 
         token = unique_sleep()
         long_job = submit(state, token, "--mem", "100", "-o", "/dev/null")

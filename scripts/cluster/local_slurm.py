@@ -7,7 +7,8 @@
 
 Everything lives under DIR: configuration, munge key and socket, spool/state directories, daemon
 logs, the job-completion log (`log/jobcomp.txt`: one line per finished job with its name, state,
-exit code and TRES, i.e. the memory and GPUs it was given) and one pid file per daemon started.
+exit code and memory), `log/task_gpus.txt` (written by a TaskProlog: `<job> <step> <CUDA_VISIBLE_DEVICES>`
+for every task, i.e. which GPUs each job step saw) and one pid file per daemon started.
 Daemons come from Debian's packages (munge, slurmctld, slurmd, slurm-client: `make setup-test`);
 it needs root.
 
@@ -135,6 +136,7 @@ def render_slurm_conf(lay: Layout, spec: ClusterSpec, ctld_port: int, slurmd_por
         "SlurmctldDebug=info",
         "SlurmdDebug=info",
         f"PlugStackConfig={lay.plugstack}",
+        f"TaskProlog={lay.etc / 'task_prolog.sh'}",
         "ProctrackType=proctrack/linuxproc",
         "TaskPlugin=task/none",
         "MpiDefault=none",
@@ -159,6 +161,16 @@ def render_slurm_conf(lay: Layout, spec: ClusterSpec, ctld_port: int, slurmd_por
         f"PartitionName={spec.gpu_partition} Nodes={NODE_NAME} Default=NO MaxTime=INFINITE State=UP",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_task_prolog(lay: Layout) -> str:
+    """Records, for every task of every job step, the GPUs it saw (log/task_gpus.txt: job step gpus)."""
+    return (
+        "#!/bin/sh\n"
+        f"{CONF_HEADER}\n"
+        'echo "${SLURM_JOB_ID:-?} ${SLURM_STEP_ID:-?} ${CUDA_VISIBLE_DEVICES:-none}" '
+        f">> {lay.log / 'task_gpus.txt'}\n"
+    )
 
 
 def render_gres_conf(lay: Layout, spec: ClusterSpec) -> str:
@@ -429,6 +441,10 @@ def start(state_dir: Path, spec: ClusterSpec, owner_pid: int | None = None, time
     lay.conf.write_text(render_slurm_conf(lay, spec, state.ctld_port, state.slurmd_port))
     lay.gres_conf.write_text(render_gres_conf(lay, spec))
     lay.plugstack.write_text(CONF_HEADER + "\n")
+    prolog = lay.etc / "task_prolog.sh"
+    prolog.write_text(render_task_prolog(lay))
+    os.chmod(prolog, 0o755)
+    (lay.log / "task_gpus.txt").unlink(missing_ok=True)
     _save_state(lay, state)
 
     try:
