@@ -41,8 +41,9 @@ def load_rules(snakefile: Path = REPO / "Snakefile", configfile: Path = SMOKE) -
             env = rule.conda_env
             env_path = None
             if env is not None:
-                env_path = str(getattr(env, "file", env))
-                env_path = env_path.removeprefix("file://")
+                env_path = str(getattr(env, "file", env)).removeprefix("file://")
+                # conda: paths are relative to the .smk file that holds the rule
+                env_path = str((Path(str(rule.basedir)) / env_path).resolve())
             rules.append(
                 RuleInfo(
                     name=rule.name,
