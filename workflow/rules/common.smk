@@ -27,6 +27,27 @@ def synth_targets():
     return []
 
 
+# ---- validity, figures, export (issue 3b)
+SYNTH_MANIFEST = "results/synth/manifest.parquet"
+SYNTH_ANALYSIS_TARGETS = [
+    "results/tables/synth_validity.csv",
+    "results/figures/synth_distributions.pdf",
+]
+
+
+def synth_validity_args():
+    """synth.validity as CLI flags of `stemlab.synth validity` (schema defaults fill missing keys)."""
+    v = config["synth"].get("validity") or {}
+    args = ["--splits", *v.get("splits", ["test"])]
+    args += ["--max-songs-per-genre", str(v.get("max_songs_per_genre", 0))]
+    args += ["--beat-tracker", v.get("beat_tracker", "essentia")]
+    args += ["--beat-window", str(v.get("beat_window_s", 0.07))]
+    args += ["--beat-trim", str(v.get("beat_trim_s", 5.0))]
+    args += ["--stem-audio", v.get("stem_audio", "dry")]
+    args += ["--pitch-tolerance", str(v.get("pitch_tolerance_semitones", 0.5))]
+    return " ".join(shlex.quote(a) for a in args)
+
+
 # --------------------------------------------------------------------------- corpora + preprocessing
 
 

@@ -1,1 +1,89 @@
 # Rules of the synth stage; input functions live in common.smk.
+
+
+# --------------------------------------------------------------------------- validity, figures, export (issue 3b)
+# results/tables/synth_validity.csv        synth_validity: beat F / note accuracy per genre, time signature, overall
+# results/tables/synth_validity_songs.csv  synth_validity: the same per song
+# results/synth/songs.parquet, stems.parquet  synth_stats: per-song / per-stem tables from song.json
+# results/figures/synth_distributions.pdf  synth_figure (plots the synth_stats tables)
+# results/synth/audiofolder/               synth_export (optional target): Hugging Face audiofolder
+
+
+rule synth_validity:
+    input:
+        SYNTH_MANIFEST,
+    output:
+        table="results/tables/synth_validity.csv",
+        songs="results/tables/synth_validity_songs.csv",
+    log:
+        "logs/synth/synth_validity.log",
+    conda:
+        "../../envs/synth.yaml"
+    threads: 8
+    resources:
+        mem_mb=mem_mb(8000),
+        runtime=runtime_min(120),
+        slurm_partition=cpu_partition(),
+    params:
+        args=synth_validity_args(),
+    shell:
+        f"{STEMLAB_FSTRING}.synth validity --manifest {{input}} --out {{output.table}} "
+        f"--songs-out {{output.songs}} {{params.args}} --workers {{threads}} > {{log}} 2>&1"
+
+
+rule synth_stats:
+    input:
+        SYNTH_MANIFEST,
+    output:
+        songs="results/synth/songs.parquet",
+        stems="results/synth/stems.parquet",
+    log:
+        "logs/synth/synth_stats.log",
+    conda:
+        "../../envs/synth.yaml"
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime_min(30),
+        slurm_partition=cpu_partition(),
+    shell:
+        f"{STEMLAB_FSTRING}.synth stats --manifest {{input}} --songs-out {{output.songs}} "
+        f"--stems-out {{output.stems}} > {{log}} 2>&1"
+
+
+rule synth_figure:
+    input:
+        songs="results/synth/songs.parquet",
+        stems="results/synth/stems.parquet",
+    output:
+        report(
+            "results/figures/synth_distributions.pdf",
+            caption="../report/synth_distributions.rst",
+            category="synthetic data",
+            labels={"figure": "synth_distributions"},
+        ),
+    log:
+        "logs/synth/synth_figure.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        f"{STEMLAB_FSTRING}.synth.figure --songs {{input.songs}} --stems {{input.stems}} "
+        f"--out {{output}} 2> {{log}}"
+
+
+rule synth_export:
+    input:
+        SYNTH_MANIFEST,
+    output:
+        directory("results/synth/audiofolder"),
+    log:
+        "logs/synth/synth_export.log",
+    conda:
+        "../../envs/synth.yaml"
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime_min(120),
+        slurm_partition=cpu_partition(),
+    shell:
+        f"{STEMLAB_FSTRING}.synth export --manifest {{input}} --out {{output}} "
+        f"--stems wet,dry 2> {{log}}"

@@ -72,7 +72,7 @@ def plot_distributions(songs: pd.DataFrame, stems: pd.DataFrame, out: str | os.P
     ax.set(title="tempo", xlabel="BPM", ylabel="")
 
     ax = axes[0, 2]
-    sns.countplot(data=songs, x="tonic", hue="mode", order=tonics, ax=ax)
+    sns.countplot(data=songs, x="tonic", hue="mode", order=tonics, hue_order=sorted(songs["mode"].astype(str).unique()), ax=ax)
     ax.set(title="key", xlabel="tonic", ylabel="songs")
 
     ax = axes[1, 0]

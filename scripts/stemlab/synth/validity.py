@@ -310,3 +310,28 @@ def analyze_songs(song_dirs: Sequence[str | os.PathLike[str]], params: ValidityP
         with ProcessPoolExecutor(max_workers=workers) as pool:
             rows = list(progress(pool.map(_analyze, jobs), desc="validity", total=len(jobs)))
     return pd.DataFrame(rows)
+
+
+BEAT_F_TARGET = 0.95  # on 4/4 songs (issue 3 acceptance)
+NOTE_ACCURACY_TARGET = 0.9  # monophonic parts
+
+
+def acceptance(songs: pd.DataFrame, roles: Iterable[str]) -> list[str]:
+    """Lines stating each acceptance number against its target (printed to the rule's log)."""
+    lines = []
+    four = songs[songs["time_signature"] == "4/4"]
+    if len(four):
+        f = float(four["beat_f"].mean())
+        verdict = "ok" if f >= BEAT_F_TARGET else "BELOW TARGET"
+        lines.append(f"acceptance: beat F-measure on {len(four)} 4/4 songs = {f:.3f} (target >= {BEAT_F_TARGET}): {verdict}")
+    else:
+        lines.append("acceptance: no 4/4 songs analysed; beat F-measure target not checked")
+    for role in roles:
+        n = int(songs[f"{role}_notes"].sum())
+        if n == 0:
+            lines.append(f"acceptance: no monophonic {role} notes analysed")
+            continue
+        acc = float(songs[f"{role}_correct"].sum()) / n
+        verdict = "ok" if acc >= NOTE_ACCURACY_TARGET else "BELOW TARGET"
+        lines.append(f"acceptance: {role} note accuracy over {n} notes = {acc:.3f} (target >= {NOTE_ACCURACY_TARGET}): {verdict}")
+    return lines

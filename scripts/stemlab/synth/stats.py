@@ -1,0 +1,88 @@
+"""Per-song and per-stem tables of a generated set, read from the song.json annotations (no audio).
+
+These are what the distribution figure plots, so plotting never opens a song directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from stemlab.errors import StemlabError
+
+
+def _load(song_dir: Path) -> dict:
+    path = song_dir / "song.json"
+    if not path.is_file():
+        raise StemlabError(f"{path}: song.json not found; regenerate the shard or fix the manifest")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise StemlabError(f"{path}: invalid JSON ({exc.msg}); regenerate the shard") from exc
+
+
+def _time_signature(value: object) -> str:
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return f"{value[0]}/{value[1]}"
+    return str(value or "")
+
+
+def duration_s(meta: dict, where: Path) -> float:
+    if meta.get("n_frames") is not None and meta.get("sample_rate"):
+        return float(meta["n_frames"]) / float(meta["sample_rate"])
+    if meta.get("duration_s") is not None:
+        return float(meta["duration_s"])
+    raise StemlabError(f"{where / 'song.json'}: neither n_frames+sample_rate nor duration_s; regenerate the shard")
+
+
+def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(songs, stems): one row per song (id, split, genre, tempo, meter, key, mode, duration, stem
+    count, mix loudness) and one row per stem (id, name, category, role, loudness of wet and dry)."""
+    songs, stems = [], []
+    for song_dir in sorted({Path(d) for d in song_dirs}):
+        meta = _load(song_dir)
+        song_id = str(meta.get("id") or song_dir.name)
+        stem_list = meta.get("stems") or []
+        songs.append(
+            {
+                "song_id": song_id,
+                "split": meta.get("split", ""),
+                "genre": meta.get("genre", ""),
+                "tempo_bpm": float(meta["tempo_bpm"]) if meta.get("tempo_bpm") is not None else float("nan"),
+                "time_signature": _time_signature(meta.get("time_signature")),
+                "key": str(meta.get("key", "")),
+                "mode": str(meta.get("mode", "")),
+                "duration_s": duration_s(meta, song_dir),
+                "n_stems": len(stem_list),
+                "mix_loudness_lufs": _loudness(meta.get("loudness_lufs", meta.get("mix_loudness_lufs"))),
+            }
+        )
+        for stem in stem_list:
+            stems.append(
+                {
+                    "song_id": song_id,
+                    "genre": meta.get("genre", ""),
+                    "name": stem["name"],
+                    "category": stem.get("category", stem["name"]),
+                    "role": stem.get("role", ""),
+                    "loudness_lufs": _loudness(stem.get("loudness_lufs")),
+                    "dry_loudness_lufs": _loudness(stem.get("dry_loudness_lufs")),
+                }
+            )
+    if not songs:
+        raise StemlabError("no songs given to the stats tables; check the manifest")
+    return pd.DataFrame(songs), pd.DataFrame(stems)
+
+
+def _loudness(value: object) -> float:
+    """Loudness as a float; a dict {wet:..., dry:...} gives its wet value; missing/silent -> NaN."""
+    if isinstance(value, dict):
+        value = value.get("wet", value.get("mix"))
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
