@@ -138,9 +138,9 @@ def make_medleydb(root: Path, n_songs: int = 3, seconds: float = 3.0, coefficien
 # --------------------------------------------------------------------------- synthetic shard
 
 
-def make_synth_shard(shard_dir: Path, n_songs: int = 2, seconds: float = 3.0, split: str = "train") -> Path:
+def make_synth_shard(shard_dir: Path, n_songs: int = 2, seconds: float = 3.0, split: str = "train", start: int = 0) -> Path:
     """A shard in the synth engine's output layout (song.json with stems[].files), for linking tests."""
-    for i in range(n_songs):
+    for i in range(start, start + n_songs):
         song = shard_dir / f"synth-{i:06d}"
         stems = []
         total = None

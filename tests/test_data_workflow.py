@@ -1,0 +1,122 @@
+"""The data stage through Snakemake: corpora from a local folder, a local archive and an HTTP download
+(127.0.0.1), plus synthetic shards, to canonical stems, features, segment tables, song tables, the corpus
+table and figure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from stemlab.plan import hash_shard
+from tests.data_fixtures import make_medleydb, make_moisesdb, make_musdb, make_synth_shard
+from tests.download_server import FileServer
+from tests.workflow_utils import PY, REPO, snakemake
+
+DATA_RULES = [
+    "download_corpus", "extract_corpus", "canonical_stems", "canonical_stems_synthetic", "preprocess",
+    "segments_shard", "segments", "splits", "corpora_table", "corpora_figure", "data",
+]
+MODELS = ["megami", "stage", "track_relationship"]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _zip(src: Path, out: Path) -> Path:
+    with zipfile.ZipFile(out, "w") as zf:
+        for f in sorted(src.rglob("*")):
+            zf.write(f, f.relative_to(src).as_posix())
+    return out
+
+
+def _tar(src: Path, out: Path) -> Path:
+    with tarfile.open(out, "w:gz") as tf:
+        for f in sorted(src.rglob("*")):
+            tf.add(f, f.relative_to(src).as_posix(), recursive=False)
+    return out
+
+
+def _run(workdir: Path, overlay: dict, *args: str):
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    env = {"PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # `python` = this venv
+    return snakemake(
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(REPO / "config" / "smoke.yaml"), str(workdir / "overlay.yaml"),
+        "--cores", "2",
+        *args,
+        # synthetic shards are given (made by the fixture, not by the synth rules); last: it takes a list
+        "--allowed-rules", *DATA_RULES,
+        cwd=workdir, env=env, timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_data_stage_end_to_end(tmp_path):
+    corpora = tmp_path / "src"
+    moises = make_moisesdb(corpora / "moisesdb", n_songs=3, seconds=3.0)
+    musdb_zip = _zip(make_musdb(corpora / "musdb", ["Actions - One Minute Smile", "B - b"], ["C - c"], seconds=3.0),
+                     tmp_path / "musdb18hq.zip")
+    medley_tgz = _tar(make_medleydb(corpora / "medley", n_songs=2, seconds=3.0), tmp_path / "medleydb.tar.gz")
+    workdir = tmp_path / "run"
+    for i, shard in enumerate(("shard-00000", "shard-00001")):
+        make_synth_shard(workdir / "results" / "synth" / "shards" / shard, n_songs=2, seconds=3.0, start=2 * i)
+
+    with FileServer() as server:
+        server.state.files["/files/musdb18hq.zip"] = musdb_zip.read_bytes()
+        overlay = {
+            "synth": {"songs": 4, "shard_size": 2},
+            "data": {
+                "synthetic": {"enabled": True},
+                "corpora": {
+                    "moisesdb": {"enabled": True, "path": str(moises), "shards": 2},
+                    "musdb18hq": {"enabled": True, "url": server.url("/files/musdb18hq.zip"), "sha256": _sha(musdb_zip),
+                                  "shards": 2},
+                    "medleydb": {"enabled": True, "path": str(medley_tgz), "sha256": _sha(medley_tgz), "shards": 1},
+                },
+            },
+        }
+        out = _run(workdir, overlay, "data")
+        text = out.stdout + out.stderr
+        assert out.returncode == 0, text[-6000:]
+        again = _run(workdir, overlay, "data", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+    res = workdir / "results"
+    expected = {"moisesdb": 3, "musdb18hq": 3, "medleydb": 2, "synthetic": 4}
+    for corpus, n in expected.items():
+        songs = pd.read_parquet(res / "data" / "splits" / f"{corpus}.parquet")
+        assert len(songs) == n and set(songs["corpus"]) == {corpus}
+        for row in songs.itertuples():
+            song_dir = res / "data" / "stems" / corpus / row.shard / row.song
+            meta = json.loads((song_dir / "song.json").read_text())
+            assert meta["split"] == row.split and (song_dir / "mix.flac").is_file()
+            if corpus != "synthetic":
+                assert row.shard == f"shard-{hash_shard(row.song, 2 if corpus != 'medleydb' else 1):05d}"
+        features = pd.concat(pd.read_parquet(p) for p in sorted((res / "data" / "features" / corpus).glob("*.parquet")))
+        assert sorted(features["song"]) == sorted(songs["song"])
+        for model in MODELS:
+            seg = pd.read_parquet(res / "data" / "segments" / corpus / f"{model}.parquet")
+            # 3 s songs are shorter than every smoke window: one whole-song segment per stem
+            n_stems = songs["categories"].map(len).sum()
+            assert len(seg) == n_stems and set(seg["length"]) == {3 * 44100} and set(seg["model"]) == {model}
+    musdb = pd.read_parquet(res / "data" / "splits" / "musdb18hq.parquet").set_index("song")["split"].to_dict()
+    assert musdb == {"Actions_-_One_Minute_Smile": "valid", "B_-_b": "train", "C_-_c": "test"}
+    table = pd.read_csv(res / "tables" / "corpora.csv").set_index("corpus")
+    assert table["songs"].to_dict() == expected
+    assert table.loc["medleydb", "stem_guitar"] == 2 and table.loc["musdb18hq", "stem_other"] == 3
+    assert (res / "figures" / "corpora.pdf").read_bytes()[:5] == b"%PDF-"
+    # synthetic songs are hard links of the synth shards
+    link = res / "data" / "stems" / "synthetic" / "shard-00001" / "synth-000002" / "mix.flac"
+    assert os.stat(link).st_ino == os.stat(res / "synth" / "shards" / "shard-00001" / "synth-000002" / "mix.flac").st_ino
+    # every rule logged to its own file
+    assert (workdir / "logs" / "data" / "canonical_stems" / "medleydb" / "shard-00000.log").is_file()
