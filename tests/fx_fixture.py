@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from scipy.signal import lfilter
 
 from stemlab.seeding import rng
 
@@ -20,13 +21,9 @@ STEMS = (("bass", "bass"), ("drums", "drums"))
 
 
 def one_pole_lowpass(x: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """y[n] = (1 - a) x[n] + a y[n - 1] along time (axis 0)."""
     a = float(np.exp(-2 * np.pi * cutoff_hz / SR))
-    y = np.zeros_like(x)
-    state = np.zeros(x.shape[1], dtype=np.float64)
-    for i in range(x.shape[0]):  # small fixtures only
-        state = (1 - a) * x[i] + a * state
-        y[i] = state
-    return y
+    return lfilter([1 - a], [1, -a], x, axis=0)
 
 
 def apply_fixture_fx(dry: np.ndarray, fx: list[dict]) -> np.ndarray:

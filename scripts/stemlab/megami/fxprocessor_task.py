@@ -19,7 +19,7 @@ from stemlab.megami.fxparams import FxParamSpace
 from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig, count_parameters
 from stemlab.megami.pairs import PairDataset, PairItem, pair_items, read_segment_tables, read_window
 from stemlab.seeding import derive_seed
-from stemlab.train import TrainConfig, Trainer, prefetched
+from stemlab.train import TrainConfig, Trainer, prefetched, seeded_init
 from stemlab.train.losses import MultiResolutionSTFTLoss
 from stemlab.train.outputs import write_training_outputs
 
@@ -120,9 +120,10 @@ def train_fxprocessor(
     space = FxParamSpace.fit([it.fx for it in train_items])
     segment = window_length(train_items, settings.segment_samples)
     model_cfg = FxProcessorConfig.from_dict({**settings.model, "cond_dim": space.dim})
-    model = FxProcessor(model_cfg)
-    loss = settings.loss.build()
     cfg = settings.train
+    with seeded_init(derive_seed(cfg.seed, "init")):
+        model = FxProcessor(model_cfg)
+    loss = settings.loss.build()
     log.info(
         "fxprocessor: %d train / %d valid windows, segment %d samples, cond_dim %d, %d parameters, receptive field %d",
         len(train_items), len(valid_items), segment, space.dim, count_parameters(model), model_cfg.receptive_field(),

@@ -1,7 +1,7 @@
 """The one training loop every stemlab model family uses (see loop.py for the determinism contract)."""
 
 from stemlab.train.config import TrainConfig
-from stemlab.train.loop import Preempted, Trainer, TrainResult, device_info, resolve_device
+from stemlab.train.loop import Preempted, Trainer, TrainResult, device_info, resolve_device, seeded_init
 from stemlab.train.sampling import prefetched, step_indices
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "device_info",
     "prefetched",
     "resolve_device",
+    "seeded_init",
     "step_indices",
 ]

@@ -73,7 +73,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
     info: dict[str, Any] = {
         "device": str(device),
         "host": socket.gethostname(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "torch_threads": torch.get_num_threads(),
         "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "cuda_available": torch.cuda.is_available(),
@@ -84,7 +84,7 @@ def device_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         info["cuda_device_name"] = torch.cuda.get_device_name(index)
-        info["cuda_version"] = torch.version.cuda
+        info["cuda_version"] = str(torch.version.cuda)
     return info
 
 
@@ -132,6 +132,12 @@ def _scoped_torch_rng(device: torch.device, seed: int) -> Iterator[None]:
         for index in cuda_devices:
             torch.cuda.default_generators[index].manual_seed(seed)
         yield
+
+
+def seeded_init(seed: int) -> contextlib.AbstractContextManager[None]:
+    """Build models inside `with seeded_init(seed):` so their default initialisation is reproducible
+    (torch's layers draw from the process-wide generator, which this scope seeds and then restores)."""
+    return _scoped_torch_rng(torch.device("cpu"), seed)
 
 
 @contextlib.contextmanager
@@ -254,6 +260,7 @@ class Trainer:
             return path
 
         with _StopRequest() as stop, contextlib.closing(bar):
+            log.info("%s: training steps %d..%d on %s", self.desc, start + 1, cfg.steps, device)
             for step in range(start, cfg.steps):
                 t0 = time.monotonic()
                 try:

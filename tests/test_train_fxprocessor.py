@@ -1,0 +1,292 @@
+"""FxProcessor: model shapes and receptive field, MR-STFT loss, FX conditioning, pair data, training CLI
+(kill -9 + resume gives the weights of an unbroken run, SIGTERM checkpoints, config changes refused)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stemlab.megami.fxparams import FxParamSpace, flatten_fx, mean_annotation
+from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig
+from stemlab.megami.pairs import PairDataset, pair_items, read_segment_tables
+from stemlab.train.checkpoint import list_checkpoints
+from stemlab.train.losses import MultiResolutionSTFTLoss
+from tests.fx_fixture import write_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------------------- model
+
+
+def test_shapes_and_identity_at_initialisation():
+    cfg = FxProcessorConfig(channels=8, blocks=3, kernel=5, cond_dim=4)
+    model = FxProcessor(cfg)
+    dry = torch.randn(2, 2, 1000)
+    out = model(dry, torch.randn(2, 4))
+    assert out.shape == dry.shape
+    assert torch.equal(out, dry), "residual model with a zero output layer starts as the identity"
+    with pytest.raises(ValueError, match="cond must be"):
+        model(dry, torch.randn(2, 3))
+    with pytest.raises(ValueError, match="dry must be"):
+        model(torch.randn(2, 1, 100), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="odd"):
+        FxProcessorConfig(kernel=4)
+
+
+@pytest.mark.parametrize("kernel,blocks,growth,cycle", [(5, 4, 2, 0), (3, 6, 3, 3), (13, 2, 2, 0)])
+def test_receptive_field_matches_the_gradient_support(kernel, blocks, growth, cycle):
+    cfg = FxProcessorConfig(channels=4, blocks=blocks, kernel=kernel, dilation_growth=growth, dilation_cycle=cycle)
+    model = FxProcessor(cfg)
+    with torch.no_grad():  # make every path carry signal (the output layer starts at zero)
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
+    n = cfg.receptive_field() + 200
+    x = torch.randn(1, 2, n, requires_grad=True)
+    centre = n // 2
+    model(x)[0, 0, centre].backward()
+    support = torch.nonzero(x.grad[0].abs().sum(0) > 0).flatten()
+    assert support.max() - support.min() + 1 == cfg.receptive_field()
+    assert support.min() == centre - (cfg.receptive_field() - 1) // 2
+
+
+def test_conditioning_changes_the_output():
+    cfg = FxProcessorConfig(channels=8, blocks=2, kernel=3, cond_dim=3, residual=False)
+    model = FxProcessor(cfg)
+    with torch.no_grad():
+        for block in model.blocks:
+            block.film.weight.normal_(generator=torch.Generator().manual_seed(1))
+    dry = torch.randn(1, 2, 256)
+    a = model(dry, torch.zeros(1, 3))
+    b = model(dry, torch.ones(1, 3))
+    assert not torch.allclose(a, b)
+
+
+def test_activation_checkpointing_gives_the_same_gradients():
+    plain = FxProcessor(FxProcessorConfig(channels=4, blocks=3, kernel=3, cond_dim=2, residual=False))
+    ckpt = FxProcessor(FxProcessorConfig(channels=4, blocks=3, kernel=3, cond_dim=2, residual=False, activation_checkpointing=True))
+    ckpt.load_state_dict(plain.state_dict())
+    x, c = torch.randn(2, 2, 300), torch.randn(2, 2)
+    grads = []
+    for m in (plain, ckpt):
+        m(x, c).square().mean().backward()
+        grads.append([p.grad.clone() for p in m.parameters()])
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
+
+
+# ---------------------------------------------------------------------------- loss
+
+
+def test_mrstft_loss_sanity():
+    loss = MultiResolutionSTFTLoss((64, 128, 256))
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 4096, generator=gen)
+    assert loss(x, x).item() == pytest.approx(0.0, abs=1e-6)
+    noise = torch.randn(x.shape, generator=gen)
+    small, large = loss(x + 0.01 * noise, x).item(), loss(x + 0.3 * noise, x).item()
+    assert 0 < small < large
+    assert loss(0.5 * x, x).item() > 0.1, "level differences must count"
+    per_item = loss.per_item(torch.cat([x[:1], x[1:] + noise[1:]]), x)
+    assert per_item[0] < 1e-6 < per_item[1]
+    silent = torch.zeros(1, 2, 2048, requires_grad=True)
+    loss(silent, torch.zeros(1, 2, 2048)).backward()
+    assert torch.isfinite(silent.grad).all()
+    with pytest.raises(ValueError):
+        loss(x, x[..., :100])
+
+
+# ---------------------------------------------------------------------------- conditioning
+
+
+FX_A = [{"type": "eq", "low_gain_db": 2.0}, {"type": "reverb", "wet": 0.3, "room": "hall"}, {"type": "gain", "db": -3}]
+FX_B = [{"type": "reverb", "wet": 0.1, "room": "plate"}, {"type": "eq", "low_gain_db": -2.0}, {"type": "gain", "db": -1}]
+FX_C = [{"type": "eq", "low_gain_db": 0.0}, {"type": "gain", "db": 0, "bypass": True}]
+
+
+def test_flatten_keys_effects_by_name_not_position():
+    assert flatten_fx(FX_A)["reverb.wet"] == 0.3 and flatten_fx(FX_B)["reverb.wet"] == 0.1
+    assert flatten_fx(FX_C)["gain.bypass"] == 1.0
+    assert flatten_fx({"x": [1, 2], "y": None}) == {"x.0": 1.0, "x.1": 2.0}
+
+
+def test_fx_space_vector_and_round_trip():
+    space = FxParamSpace.fit([FX_A, FX_B, FX_C])
+    # numeric: eq.low_gain_db, gain.bypass, gain.db, reverb.wet, reverb.type?  strings: type names and room
+    assert "reverb.wet" in space.numeric and space.categorical["reverb.room"] == ["hall", "plate"]
+    assert "reverb.wet" in space.optional and "eq.low_gain_db" not in space.optional
+    va, vc = space.vector(FX_A), space.vector(FX_C)
+    assert va.shape == (space.dim,) and va.dtype == np.float32
+    assert va[space.numeric.index("eq.low_gain_db")] == pytest.approx(2.0 / np.std([2.0, -2.0, 0.0]))
+    assert vc[space.numeric.index("reverb.wet")] == 0.0  # absent: at the mean, presence bit off
+    assert vc[len(space.numeric) + space.optional.index("reverb.wet")] == 0.0
+    assert va[len(space.numeric) + space.optional.index("reverb.wet")] == 1.0
+    assert np.array_equal(FxParamSpace.from_dict(json.loads(json.dumps(space.to_dict()))).vector(FX_B), space.vector(FX_B))
+    assert space.vector({"unknown": 5}).any() == False  # noqa: E712 - unseen keys are ignored
+
+
+def test_mean_annotation_averages_numbers_on_the_medoid_structure():
+    mean = mean_annotation([FX_A, FX_B])
+    flat = flatten_fx(mean)
+    assert flat["reverb.wet"] == pytest.approx(0.2) and flat["eq.low_gain_db"] == pytest.approx(0.0)
+    assert flat["gain.db"] == -2 and isinstance(flat["gain.db"], float)
+    assert flat["reverb.room"] in {"hall", "plate"}
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fxcorpus")
+    write_corpus(root, songs=6, seconds=1.0, window=8192)
+    return root
+
+
+def test_segment_table_errors_are_one_line(tmp_path):
+    from stemlab.errors import StemlabError
+    import pandas as pd
+
+    with pytest.raises(StemlabError, match="not found; run the data stage"):
+        read_segment_tables([tmp_path / "missing.parquet"])
+    bad = tmp_path / "bad.parquet"
+    pd.DataFrame({"song": ["a"]}).to_parquet(bad)
+    with pytest.raises(StemlabError, match="lacks columns stem, start"):
+        read_segment_tables([bad])
+
+
+def test_pair_batches_are_deterministic_and_aligned(corpus):
+    table = read_segment_tables([corpus / "segments.parquet"])
+    items = pair_items(table, corpus / "stems", "train")
+    assert items and {it.category for it in items} == {"bass", "drums"}
+    space = FxParamSpace.fit([it.fx for it in items])
+    cond = np.stack([space.vector(it.fx) for it in items])
+    ds = PairDataset(items, cond, 2048, seed=5)
+    a, b = ds.batch(3, 4), PairDataset(items, cond, 2048, seed=5).batch(3, 4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert a["dry"].shape == (4, 2, 2048) and a["cond"].shape == (4, space.dim)
+    assert not np.array_equal(a["dry"], ds.batch(4, 4)["dry"])
+    # the wet window is the fixture's processing of the same dry window (same offsets)
+    from tests.fx_fixture import apply_fixture_fx
+
+    index = int(__import__("stemlab.train", fromlist=["step_indices"]).step_indices(len(items), 4, 5, 3)[0])
+    item = items[index]
+    import soundfile as sf
+
+    dry_full, _ = sf.read(item.dry, dtype="float32")
+    wet_full = apply_fixture_fx(dry_full, item.fx)
+    match = [o for o in range(item.start, item.start + item.length - 2048 + 1) if np.allclose(a["dry"][0].T, dry_full[o : o + 2048])]
+    assert match, "dry crop must come from the item's window"
+    np.testing.assert_allclose(a["wet"][0].T, wet_full[match[0] : match[0] + 2048], atol=2e-4)
+
+
+# ---------------------------------------------------------------------------- training CLI
+
+SETTINGS = {
+    "steps": 40, "batch_size": 4, "lr": 0.003, "warmup_steps": 2, "grad_clip": 1.0, "precision": "fp32",
+    "checkpoint_every": 5, "eval_every": 20, "valid_batches": 1, "workers": 2, "segment_samples": 4096,
+    "model": {"channels": 8, "blocks": 4, "kernel": 5, "cond_hidden": 16}, "loss": {"fft_sizes": [128, 256, 512]},
+}  # fmt: skip
+
+
+def _train_cmd(corpus: Path, out: Path, settings: dict | None = None) -> list[str]:
+    return [
+        sys.executable, "-m", "stemlab.train", "fxprocessor", "--segments", str(corpus / "segments.parquet"),
+        "--stems-root", str(corpus / "stems"), "--settings", json.dumps(settings or SETTINGS), "--seed", "9",
+        "--device", "cpu", "--out", str(out),
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "7"}
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    with open(out / "final.pt", "rb") as fh:
+        return torch.load(fh, weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ref") / "fxprocessor"
+    done = subprocess.run(_train_cmd(corpus, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def test_cli_writes_weights_log_and_meta(reference_run):
+    meta = json.loads((reference_run / "meta.json").read_text())
+    assert meta["steps"] == 40 and meta["model"] == "fxprocessor" and meta["cond_dim"] > 0
+    assert meta["device"]["device"] == "cpu" and meta["device"]["CUDA_VISIBLE_DEVICES"] == "7"
+    assert meta["receptive_field"] == FxProcessorConfig(kernel=5, blocks=4).receptive_field()
+    log = (reference_run / "train_log.csv").read_text().splitlines()
+    assert len(log) == 1 + 40 + 2 and log[0].startswith("step,split,loss,lr,grad_norm,mrstft,l1")
+    losses = [float(line.split(",")[2]) for line in log[1:] if ",train," in line]
+    assert np.mean(losses[-8:]) < np.mean(losses[:8]), "the model must learn the fixture's FX"
+    assert (reference_run / "checkpoints").is_dir()
+
+
+def test_kill_9_then_rerun_gives_the_weights_of_an_unbroken_run(corpus, reference_run, tmp_path):
+    out = tmp_path / "fxprocessor"
+    proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list_checkpoints(out / "checkpoints") and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    killed_at = [s for s, _ in list_checkpoints(out / "checkpoints")]
+    assert killed_at and max(killed_at) < 40, f"the run was not killed mid-way (checkpoints {killed_at})"
+    assert not (out / "final.pt").exists()
+    done = subprocess.run(_train_cmd(corpus, out), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"step {max(killed_at)} of 40" in done.stderr  # it resumed, not restarted
+    ref, got = _weights(reference_run), _weights(out)
+    assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref), "weights differ bitwise"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["resumed"] and meta["runs"][-1]["start_step"] == max(killed_at)
+    ref_rows = [r.split(",")[:3] for r in (reference_run / "train_log.csv").read_text().splitlines()]
+    got_rows = [r.split(",")[:3] for r in (out / "train_log.csv").read_text().splitlines()]
+    assert ref_rows == got_rows, "the resumed log must equal the unbroken one"
+
+
+def test_sigterm_checkpoints_and_exits_nonzero(corpus, tmp_path):
+    out = tmp_path / "fxprocessor"
+    settings = {**SETTINGS, "steps": 5000, "checkpoint_every": 0}
+    err_file = tmp_path / "stderr.txt"
+    with open(err_file, "w") as err:
+        proc = subprocess.Popen(_train_cmd(corpus, out, settings), env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 120
+        while "fxprocessor: training steps 1..5000" not in err_file.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, err_file.read_text()[-2000:]
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = err_file.read_text()
+    assert proc.returncode == 1, text[-2000:]
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("error: fxprocessor stopped by SIGTERM at step ") and "re-run the same command to resume" in last
+    steps = [s for s, _ in list_checkpoints(out / "checkpoints")]
+    assert len(steps) == 1 and 0 < steps[0] < 5000
+    assert not (out / "final.pt").exists()
+
+
+def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_path):
+    out = tmp_path / "fxprocessor"
+    out.mkdir()
+    import shutil
+
+    shutil.copytree(reference_run / "checkpoints", out / "checkpoints")
+    done = subprocess.run(_train_cmd(corpus, out, {**SETTINGS, "lr": 0.001}), env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "different training setup" in last and "train.lr" in last
+    assert not (out / "final.pt").exists()
