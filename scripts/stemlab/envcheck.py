@@ -94,9 +94,12 @@ def env_provides(env: EnvSpec, package: str) -> bool:
     return bool(wanted & env.packages)
 
 
-def _module_file(module: str, scripts_dir: Path) -> Path | None:
+def _module_file(module: str, scripts_dir: Path, entry: bool = False) -> Path | None:
+    """The file that runs for `module`: a package's __main__.py only when it is the `-m` entry point,
+    its __init__.py when it is imported (or is the parent of the entry module)."""
     base = scripts_dir.joinpath(*module.split("."))
-    for candidate in (base / "__main__.py", base.with_suffix(".py"), base / "__init__.py"):
+    candidates = (base / "__main__.py",) if entry else ()
+    for candidate in (*candidates, base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
     return None
@@ -137,7 +140,7 @@ def third_party_imports(entry_module: str, scripts_dir: str | Path) -> dict[str,
         if module in seen:
             continue
         seen.add(module)
-        file = _module_file(module, scripts_dir)
+        file = _module_file(module, scripts_dir, entry=module == entry_module)
         if file is None:
             continue
         for name in _imports_of(file, module):
