@@ -1,0 +1,145 @@
+"""FxProcessor evaluation: metrics on known signals, the per-window table and summary, the figure."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from stemlab.errors import StemlabError
+from stemlab.megami.evaluate_fxprocessor import evaluate_fxprocessor, select_items
+from stemlab.megami.fxprocessor_task import FxSettings, train_fxprocessor
+from stemlab.metrics import SILENCE_LUFS, integrated_loudness, mrstft_distance, si_sdr
+from tests.fx_fixture import apply_fixture_fx, write_corpus
+
+SR = 44_100
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sine(freq: float = 997.0, seconds: float = 2.0, amp: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    s = amp * np.sin(2 * np.pi * freq * t)
+    return np.stack([s, s]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def test_si_sdr_known_values():
+    x = _sine(440, 0.5) + 0.1 * _sine(1234, 0.5)
+    assert si_sdr(x, x) > 100
+    assert si_sdr(0.3 * x, x) > 100
+    noise = np.random.default_rng(0).standard_normal(x.shape)
+    noise -= (noise.ravel() @ x.ravel()) / (x.ravel() @ x.ravel()) * x  # orthogonal to x
+    for snr in (0.0, 10.0, 20.0):
+        scaled = noise * np.sqrt((x**2).sum() / (noise**2).sum() / 10 ** (snr / 10))
+        assert si_sdr(x + scaled, x) == pytest.approx(snr, abs=1e-6)
+        assert si_sdr(2.5 * (x + scaled), x) == pytest.approx(snr, abs=1e-6)  # scale invariant
+    assert si_sdr(-x, x) > 100  # the optimal scale may be negative
+    with pytest.raises(ValueError):
+        si_sdr(x, x[:, :-1])
+
+
+def test_integrated_loudness_known_values():
+    # BS.1770: a full-scale 997 Hz sine reads -3.01 LKFS per channel; two channels add 3.01 dB
+    assert integrated_loudness(_sine()[:1], SR) == pytest.approx(-3.01, abs=0.05)
+    assert integrated_loudness(_sine(), SR) == pytest.approx(0.0, abs=0.05)
+    assert integrated_loudness(_sine(amp=0.5), SR) == pytest.approx(-6.02, abs=0.05)
+    assert integrated_loudness(np.zeros((2, SR), np.float32), SR) == SILENCE_LUFS
+    assert integrated_loudness(_sine(seconds=0.1), SR) == pytest.approx(0.0, abs=0.1)  # shorter than a block
+
+
+def test_mrstft_distance_zero_on_equal_and_grows():
+    x = _sine(440, 0.5) + 0.05 * _sine(3000, 0.5)
+    assert mrstft_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+    assert 0 < mrstft_distance(0.9 * x, x) < mrstft_distance(0.5 * x, x)
+
+
+def test_select_items_is_even_and_deterministic():
+    items = list(range(100))
+    assert select_items(items, None) == items and select_items(items, 200) == items
+    picked = select_items(items, 5)
+    assert picked == [0, 25, 50, 74, 99] and select_items(items, 5) == picked
+
+
+# ---------------------------------------------------------------------------- evaluation end to end
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fxeval")
+    table = write_corpus(root, songs=6, seconds=1.0, window=8192)
+    settings = FxSettings.from_config(
+        {"steps": 4, "batch_size": 2, "lr": 1e-3, "warmup_steps": 0, "segment_samples": 2048, "workers": 0,
+         "model": {"channels": 4, "blocks": 2, "kernel": 3, "cond_hidden": 8}, "loss": {"fft_sizes": [128, 256]}},
+        seed=1, device="cpu",
+    )  # fmt: skip
+    train_fxprocessor([table], root / "stems", settings, root / "model")
+    out = root / "eval"
+    frame = evaluate_fxprocessor(
+        root / "model" / "final.pt", [table], root / "stems", out / "metrics.parquet", root / "tables" / "summary.csv",
+        fft_sizes=(256, 512), device="cpu", out_meta=out / "meta.json",
+        fx_applier=lambda dry, sr, fx: apply_fixture_fx(dry.T, fx).T,
+    )  # fmt: skip
+    return root, frame
+
+
+def test_metrics_table_has_every_system_per_window(evaluated):
+    root, frame = evaluated
+    stored = pd.read_parquet(root / "eval" / "metrics.parquet")
+    pd.testing.assert_frame_equal(stored, frame)
+    counts = frame.groupby("system").size()
+    assert set(counts.index) == {"fxprocessor", "identity", "loudness_matched", "mean_fx"}
+    assert counts.nunique() == 1 and counts.iloc[0] == 2 * 9  # 1 test song x 2 stems x 9 windows of 8192 (hop 4096) in 1 s
+    meta = json.loads((root / "eval" / "meta.json").read_text())
+    assert meta["device"]["device"] == "cpu" and meta["mean_fx"] == "evaluated"
+
+
+def test_baseline_values_match_independent_computation(evaluated):
+    root, frame = evaluated
+    row = frame[(frame["system"] == "identity")].iloc[0]
+    song_dir = root / "stems" / "synthetic" / "shard-00000" / row["song"]
+    dry = sf.read(song_dir / "dry" / f"{row['stem']}.flac", dtype="float32")[0][row["start"] : row["start"] + row["length"]].T
+    wet = sf.read(song_dir / "wet" / f"{row['stem']}.flac", dtype="float32")[0][row["start"] : row["start"] + row["length"]].T
+    assert row["si_sdr"] == pytest.approx(si_sdr(dry, wet), abs=1e-9)
+    assert row["loudness_error"] == pytest.approx(integrated_loudness(dry, SR) - integrated_loudness(wet, SR), abs=1e-6)
+    assert row["mrstft"] == pytest.approx(mrstft_distance(dry, wet, (256, 512)), rel=1e-5)
+    matched = frame[frame["system"] == "loudness_matched"]
+    assert matched["loudness_error"].abs().max() < 0.01
+    # the mean chain of the category is the right kind of processing: much closer than the dry stem
+    by = frame.groupby("system")["mrstft"].mean()
+    assert by["mean_fx"] < by["identity"]
+
+
+def test_summary_table(evaluated):
+    root, frame = evaluated
+    summary = pd.read_csv(root / "tables" / "summary.csv")
+    assert list(summary["system"]) == ["fxprocessor", "mean_fx", "loudness_matched", "identity"]
+    ident = frame[frame["system"] == "identity"]
+    got = summary.set_index("system").loc["identity"]
+    assert got["n"] == len(ident)
+    assert got["si_sdr_mean"] == pytest.approx(ident["si_sdr"].mean(), rel=1e-5)
+    assert got["abs_loudness_error_median"] == pytest.approx(ident["loudness_error"].abs().median(), rel=1e-5)
+
+
+def test_figure_reads_the_table(evaluated, tmp_path):
+    root, _ = evaluated
+    pdf = tmp_path / "fig.pdf"
+    cmd = [sys.executable, "-m", "stemlab.megami.figure", "--items", str(root / "eval" / "metrics.parquet"), "--out", str(pdf)]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
+    missing = subprocess.run(cmd[:4] + [str(tmp_path / "none.parquet"), "--out", str(pdf)], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ") and "evaluate_fxprocessor" in missing.stderr
+
+
+def test_missing_model_is_one_line(evaluated, tmp_path):
+    root, _ = evaluated
+    with pytest.raises(StemlabError, match="model not found; run `snakemake train`"):
+        evaluate_fxprocessor(tmp_path / "none.pt", [root / "segments.parquet"], root / "stems", tmp_path / "a.parquet", tmp_path / "b.csv")
