@@ -1,5 +1,6 @@
-"""The corpus figure (results/figures/corpora.pdf) from results/tables/corpora.csv: hours per corpus by
-split, and the share of songs that have each stem category. Run as `python -m stemlab.data.figure`."""
+"""The corpus figure (results/figures/corpora.pdf) from results/tables/corpora.csv: split shares of each
+corpus's hours (labelled with its songs and hours), and the share of songs that have each stem category.
+Run as `python -m stemlab.data.figure`."""
 
 from __future__ import annotations
 
@@ -27,18 +28,21 @@ def plot(table: pd.DataFrame, out: str | Path) -> None:
     if table.empty:
         raise StemlabError(f"{out}: the corpus table has no rows; enable a corpus (data.corpora.*, data.synthetic)")
     sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 0.6 * len(table) + 2.2), gridspec_kw={"width_ratios": [1, 1.6]})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * len(table) + 2.6), gridspec_kw={"width_ratios": [1, 1.6]})
     corpora = list(table["corpus"])
+    # corpora differ by orders of magnitude in size (synthetic vs real): bars show each corpus's split
+    # shares of its hours, the labels its absolute size
+    total = table["hours"].clip(lower=1e-12).reset_index(drop=True)
     left = pd.Series(0.0, index=range(len(table)))
     for split, color in SPLIT_COLORS.items():
-        hours = table[f"hours_{split}"].reset_index(drop=True)
-        axes[0].barh(corpora, hours, left=left, color=color, label=split)
-        left += hours
+        share = table[f"hours_{split}"].reset_index(drop=True) / total
+        axes[0].barh(corpora, share, left=left, color=color, label=split)
+        left += share
     for i, (hours, songs) in enumerate(zip(table["hours"], table["songs"])):
-        axes[0].text(hours, i, f" {songs} songs", va="center", fontsize=8)
-    axes[0].set_xlabel("hours")
-    axes[0].set_xlim(0, max(float(table["hours"].max()), 1e-6) * 1.35)
-    axes[0].legend(title="split", loc="lower right", fontsize=8)
+        axes[0].text(1.02, i, f"{songs:,} songs\n{hours:,.1f} h", va="center", fontsize=8)
+    axes[0].set_xlim(0, 1)
+    axes[0].set_xlabel("share of hours per split")
+    axes[0].legend(title="split", fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.02 * len(table)))
     axes[0].invert_yaxis()
     share = pd.DataFrame(
         {c: table[f"stem_{c}"].to_numpy() / table["songs"].clip(lower=1).to_numpy() for c in STEMS}, index=corpora
