@@ -1,0 +1,334 @@
+"""`snakemake --profile profiles/slurm` on the smoke config, against a real (local, single-node) SLURM cluster.
+
+One module-scoped run (scripts/cluster/local_slurm.py starts munged + slurmctld + slurmd; a watchdog stops
+them if this process dies) of the smoke `all` target through the SLURM executor, with the production profile
+changed only where a CI node needs it (tests/test_slurm_profile.yaml). Then:
+
+- every job that is not a localrule ran as a SLURM job, and all of those completed;
+- GPU rules got a GPU from SLURM (the job step saw CUDA_VISIBLE_DEVICES=0; training records it in meta.json);
+- a rule made to fail once on purpose (stemlab.faults: too little memory) was retried with twice the memory
+  and succeeded;
+- results/ equals that of a local run of the same config (the `smoke_run` fixture of conftest.py).
+
+Needs root and `make setup-test` (Debian slurmctld, slurmd, slurm-client, munge).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.workflow_utils import REPO, SMOKE
+
+sys.path.insert(0, str(REPO / "scripts" / "cluster"))
+import local_slurm  # noqa: E402
+
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the local SLURM cluster needs root (run as root in CI)"),
+]
+
+PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+CI_OVERRIDES = REPO / "tests" / "test_slurm_profile.yaml"
+CI_CONFIG = REPO / "tests" / "test_slurm_config.yaml"  # the cluster: block, layered over the smoke config
+TARGETS = ["all"]
+SNAKEMAKE_TIMEOUT_S = 540
+# The rule made to fail on its first attempt: the first of these that the DAG runs as its own SLURM job.
+FAULT_RULES = ("synth_shard", "canonical_stems_synthetic", "preprocess", "segments_shard")
+# Files under results/ made after the DAG by other tests (the report) are not compared.
+NOT_COMPARED = {"results/report.zip", "results/report.html"}
+# Keys of training meta.json that describe where and how long a run executed, not what it computed.
+RUN_RECORD_KEYS = {"runs", "device", "train_wall_s"}
+TIMING_COLUMNS = {"wall_s", "time_s", "elapsed_s", "step_time_s", "samples_per_s"}
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@dataclass
+class PlannedJob:
+    rule: str
+    jobid: int
+    local: bool
+    group: str | None
+    resources: dict[str, str]
+    wildcards: str = ""
+
+
+def parse_plan(text: str) -> list[PlannedJob]:
+    """Jobs of a `snakemake -n` printout: rule, local or not, group, resources."""
+    jobs: list[PlannedJob] = []
+    group = None
+    current: PlannedJob | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        m = re.search(r"Group job (\S+) \(jobs in", line)
+        if m:
+            group = m.group(1)
+            continue
+        m = re.fullmatch(r"(local)?rule (\S+):", stripped)
+        if m:
+            indented = line.startswith("    ")
+            current = PlannedJob(m.group(2), -1, bool(m.group(1)), group if indented else None, {})
+            if not indented:
+                group = None
+            jobs.append(current)
+            continue
+        if current is None:
+            continue
+        if stripped.startswith("jobid:"):
+            current.jobid = int(stripped.split(":", 1)[1])
+        elif stripped.startswith("wildcards:"):
+            current.wildcards = stripped.split(":", 1)[1].strip()
+        elif stripped.startswith("resources:"):
+            for item in stripped.split(":", 1)[1].split(", "):
+                key, _, value = item.strip().partition("=")
+                current.resources[key] = value
+    return jobs
+
+
+@dataclass
+class SlurmJob:
+    job_id: str
+    state: str
+    comment: str
+    partition: str
+    mem_mb: int
+    tres_per_job: str
+    exit_code: str
+    fields: dict[str, str] = field(repr=False, default_factory=dict)
+
+    @property
+    def rule(self) -> str | None:
+        for prefix in ("rule_", "group_"):
+            if self.comment.startswith(prefix):
+                return self.comment[len(prefix) :].split("_wildcards_", 1)[0]
+        return None
+
+
+def parse_scontrol(text: str) -> list[SlurmJob]:
+    jobs = []
+    for line in text.splitlines():
+        if not line.startswith("JobId="):
+            continue
+        f = dict(re.findall(r"(\w+(?::\w+)?)=(\S*)", line))
+        mem = re.fullmatch(r"(\d+)([MG]?)", f.get("MinMemoryNode", "0"))
+        mb = int(mem.group(1)) * (1024 if mem and mem.group(2) == "G" else 1) if mem else 0
+        jobs.append(
+            SlurmJob(
+                f["JobId"], f.get("JobState", ""), f.get("Comment", ""), f.get("Partition", ""), mb,
+                f.get("TresPerJob", ""), f.get("ExitCode", ""), f,
+            )
+        )
+    return sorted(jobs, key=lambda j: int(j.job_id))
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def ci_profile(dst: Path) -> Path:
+    """profiles/slurm/config.yaml with the keys of tests/test_slurm_profile.yaml replaced (null: removed)."""
+    profile = yaml.safe_load(PROFILE.read_text())
+    for key, value in yaml.safe_load(CI_OVERRIDES.read_text()).items():
+        if value is None:
+            profile.pop(key, None)
+        else:
+            profile[key] = value
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return dst / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory):
+    state = tmp_path_factory.mktemp("slurm-cluster")
+    spec = local_slurm.ClusterSpec(cpus=max(4, os.cpu_count() or 1), mem_mb=512000, gpus=1, gpu_type="testgpu")
+    local_slurm.start(state, spec, owner_pid=os.getpid())
+    try:
+        yield state
+    finally:
+        local_slurm.stop(state)
+        assert local_slurm.marked_pids(local_slurm.Layout(state)) == [], "SLURM daemons survived stop"
+
+
+@dataclass
+class SlurmRun:
+    workdir: Path
+    returncode: int
+    output: str
+    plan: list[PlannedJob]
+    slurm_jobs: list[SlurmJob]
+    task_gpus: list[tuple[str, str, str]]
+    fault_rule: str | None
+    fault_base_mb: int | None
+    wall_s: float
+
+
+def snakemake_cmd(workdir: Path, profile: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "snakemake", *TARGETS,
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--profile", str(profile),
+        "--configfile", str(SMOKE), str(CI_CONFIG),
+        *extra,
+    ]
+
+
+def pick_fault_rule(plan: list[PlannedJob]) -> tuple[str | None, int | None]:
+    """First rule of FAULT_RULES that runs as its own (ungrouped, remote) SLURM job, and its attempt-1 memory."""
+    remote = [j for j in plan if not j.local and j.group is None]
+    for name in FAULT_RULES:
+        for job in remote:
+            if job.rule == name and job.resources.get("mem_mb", "").isdigit():
+                return name, int(job.resources["mem_mb"])
+    return None, None
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory) -> SlurmRun:
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    profile = ci_profile(workdir / ".ci-profile")
+    env = local_slurm.client_env(slurm_cluster)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+
+    dry = subprocess.run(
+        snakemake_cmd(workdir, profile, "--dry-run"), cwd=workdir, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert dry.returncode == 0, f"dry run with the SLURM profile failed:\n{(dry.stdout + dry.stderr)[-4000:]}"
+    plan = parse_plan(dry.stdout + dry.stderr)
+    fault_rule, base_mb = pick_fault_rule(plan)
+    if fault_rule is not None:
+        # Attempt 1 asks for base_mb, attempt 2 for 2 * base_mb: fail below 1.5 * base_mb.
+        env["STEMLAB_FAULT_MIN_MEM_MB"] = f"{fault_rule}={base_mb * 3 // 2}"
+
+    start = time.monotonic()
+    run = subprocess.run(
+        ["timeout", "-k", "20", str(SNAKEMAKE_TIMEOUT_S), *snakemake_cmd(workdir, profile)],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=SNAKEMAKE_TIMEOUT_S + 60,
+    )
+    wall = time.monotonic() - start
+    output = run.stdout + run.stderr
+    (workdir / "snakemake-slurm.out").write_text(output)
+    sctl = subprocess.run(
+        ["scontrol", "show", "job", "-o"], env=env, capture_output=True, text=True, timeout=30
+    ).stdout
+    gpus_log = local_slurm.Layout(slurm_cluster).log / "task_gpus.txt"
+    task_gpus = [tuple(line.split()) for line in gpus_log.read_text().splitlines()] if gpus_log.exists() else []
+    print(f"SLURM e2e: snakemake {' '.join(TARGETS)} took {wall:.1f} s, {len(parse_scontrol(sctl))} SLURM jobs")
+    return SlurmRun(workdir, run.returncode, output, plan, parse_scontrol(sctl), task_gpus, fault_rule, base_mb, wall)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_profile_overrides_only_name_profile_keys():
+    profile = yaml.safe_load(PROFILE.read_text())
+    overrides = yaml.safe_load(CI_OVERRIDES.read_text())
+    assert profile["executor"] == "slurm" and "executor" not in overrides
+    assert "cpus_per_task" not in profile["default-resources"]
+    assert set(overrides) - set(profile) <= {"slurm-status-command", "slurm-keep-successful-logs"}
+    # The config overlay touches only the cluster block.
+    assert set(yaml.safe_load(CI_CONFIG.read_text())) == {"cluster"}
+
+
+def test_snakemake_run_succeeds(slurm_run):
+    assert slurm_run.returncode == 0, f"snakemake failed (rc {slurm_run.returncode}):\n{slurm_run.output[-8000:]}"
+
+
+def test_every_job_ran_through_slurm(slurm_run):
+    assert slurm_run.returncode == 0, slurm_run.output[-4000:]
+    remote = [j for j in slurm_run.plan if not j.local]
+    assert remote, "the DAG has no job for SLURM"
+    finished = Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\S+)\)", slurm_run.output))
+    assert finished == Counter(j.rule for j in slurm_run.plan), "the run did not finish the planned jobs"
+    # Local jobs announce themselves as `localrule`: none of the planned remote jobs may.
+    local_run = Counter(re.findall(r"^localrule (\S+):", slurm_run.output, flags=re.M))
+    assert local_run == Counter(j.rule for j in slurm_run.plan if j.local)
+
+    records = slurm_run.slurm_jobs
+    submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", slurm_run.output)
+    assert sorted(submitted, key=int) == [r.job_id for r in records], "SLURM knows jobs snakemake did not submit"
+    bad = [r for r in records if r.state != "COMPLETED" and not (r.state == "FAILED" and r.rule == slurm_run.fault_rule)]
+    assert bad == [], f"SLURM jobs that did not complete: {bad}"
+    completed = Counter(r.rule for r in records if r.state == "COMPLETED")
+    for rule, n in Counter(j.rule for j in remote if j.group is None).items():
+        assert completed[rule] == n, f"rule {rule}: {n} jobs planned, {completed[rule]} completed in SLURM"
+    for group in {j.group for j in remote if j.group is not None}:
+        assert completed[group] >= 1, f"group {group} never ran as a SLURM job"
+    # The plugin's per-job logs (kept by slurm-keep-successful-logs) exist for every SLURM job.
+    logs = {p.stem for p in (slurm_run.workdir / "logs" / "slurm").rglob("*.log")}
+    assert {r.job_id for r in records} <= logs
+
+
+def test_gpu_rules_got_a_gpu(slurm_run):
+    assert slurm_run.returncode == 0, slurm_run.output[-4000:]
+    gpu_rules = {j.rule for j in slurm_run.plan if not j.local and j.resources.get("gpu", "0") not in ("0", "")}
+    assert gpu_rules, "the smoke DAG has no GPU rule (training should ask for gpu=cluster.gpus_per_job)"
+    saw = {(job, step): devices for job, step, devices in slurm_run.task_gpus}
+    for record in (r for r in slurm_run.slurm_jobs if r.rule in gpu_rules):
+        assert record.partition == "ci_gpu", record
+        assert "gpu:testgpu:1" in record.tres_per_job, f"no GPU requested from SLURM: {record}"
+        # Step 0 is the jobstep plugin's `srun` running the rule.
+        assert saw.get((record.job_id, "0")) == "0", f"job {record.job_id} ({record.rule}) saw no GPU: {saw}"
+    for record in (r for r in slurm_run.slurm_jobs if r.rule not in gpu_rules):
+        assert "gpu" not in record.tres_per_job, f"CPU job got a GPU: {record}"
+    metas = [json.loads(p.read_text()) for p in (slurm_run.workdir / "results").rglob("meta.json")]
+    trained = [m for m in metas if isinstance(m.get("device"), dict) and "CUDA_VISIBLE_DEVICES" in m["device"]]
+    for meta in trained:
+        assert meta["device"]["CUDA_VISIBLE_DEVICES"] == "0", meta["device"]
+
+
+def test_failed_job_is_retried_with_more_memory(slurm_run):
+    assert slurm_run.fault_rule is not None, f"none of {FAULT_RULES} runs as its own SLURM job"
+    assert slurm_run.returncode == 0, slurm_run.output[-4000:]
+    jobs = [r for r in slurm_run.slurm_jobs if r.rule == slurm_run.fault_rule]
+    by_comment: dict[str, list[SlurmJob]] = {}
+    for r in jobs:
+        by_comment.setdefault(r.comment, []).append(r)
+    for comment, attempts in by_comment.items():
+        states = [a.state for a in attempts]
+        assert states == ["FAILED", "COMPLETED"], f"{comment}: {states}"
+        assert [a.mem_mb for a in attempts] == [slurm_run.fault_base_mb, 2 * slurm_run.fault_base_mb]
+    assert "injected fault" in slurm_run.output, "the failure was not the injected one"
+
+
+def _comparable(path: Path):
+    if path.name == "meta.json":
+        data = json.loads(path.read_text())
+        return {k: v for k, v in data.items() if k not in RUN_RECORD_KEYS}
+    if path.name == "train_log.csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        return frame.drop(columns=[c for c in frame.columns if c in TIMING_COLUMNS]).to_csv(index=False)
+    return path.read_bytes()
+
+
+def test_outputs_equal_a_local_run(slurm_run, smoke_run):
+    assert slurm_run.returncode == 0, slurm_run.output[-4000:]
+
+    def files(root: Path) -> dict[str, Path]:
+        out = {}
+        for p in (root / "results").rglob("*"):
+            rel = p.relative_to(root).as_posix()
+            if p.is_file() and rel not in NOT_COMPARED:
+                out[rel] = p
+        return out
+
+    slurm_files, local_files = files(slurm_run.workdir), files(smoke_run)
+    assert slurm_files, "the SLURM run wrote no results"
+    assert sorted(slurm_files) == sorted(local_files)
+    differ = [rel for rel in slurm_files if _comparable(slurm_files[rel]) != _comparable(local_files[rel])]
+    assert differ == [], f"outputs differ between the SLURM and the local run: {differ}"
