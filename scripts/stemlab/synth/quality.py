@@ -1,0 +1,140 @@
+"""The two-layer quality gate: symbolic checks before rendering, audio checks after.
+
+Each check returns (reasons, metrics): an empty `reasons` list passes. The metrics go into song.json.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from stemlab.synth.score import Score
+from stemlab.synth.theory import SCALES
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    max_pitch_share: float = 0.5  # most common pitch of a melody / counter-melody (bass: 0.9)
+    max_repeats: int = 8  # longest run of one pitch in a melody
+    max_span: int = 36  # semitones a bass, melody or counter-melody may span
+    clip_level: float = 1.0  # a sample at or above this magnitude would clip on writing
+    silence_dbfs: float = -60.0  # RMS a stem must exceed in every section where it plays
+    max_dc: float = 0.005  # |mean| of any channel of any stem or the mix
+
+
+def _run(pitches: list[int]) -> int:
+    best = run = 0
+    prev = None
+    for p in pitches:
+        run = run + 1 if p == prev else 1
+        prev = p
+        best = max(best, run)
+    return best
+
+
+def symbolic(score: Score, cfg: QualityConfig) -> tuple[list[str], dict]:
+    reasons: list[str] = []
+    metrics: dict = {}
+    for part in score.parts:
+        notes = part.notes
+        m: dict = {"n_notes": len(notes)}
+        metrics[part.name] = m
+        if not notes:
+            reasons.append(f"empty part {part.name}")
+            continue
+        for sec in score.sections:
+            if sec.index in part.active and not any(sec.start <= n.start < sec.end for n in notes):
+                reasons.append(f"{part.name} has no notes in active section {sec.index} ({sec.name})")
+        if part.instrument.is_drum:
+            continue
+        pitches = [n.pitch for n in notes]
+        lo, hi = min(pitches), max(pitches)
+        m["pitch_range"] = [lo, hi]
+        share = Counter(pitches).most_common(1)[0][1] / len(pitches)
+        m["top_pitch_share"] = round(share, 4)
+        m["longest_repeat"] = _run(pitches) if part.monophonic else None
+        if lo < part.instrument.lo or hi > part.instrument.hi:
+            reasons.append(f"{part.name} leaves the range of {part.instrument.name} ({lo}-{hi})")
+        if part.role in ("bass", "melody", "counter") and hi - lo > cfg.max_span:
+            reasons.append(f"{part.name} spans {hi - lo} semitones (> {cfg.max_span})")
+        limit = {"melody": cfg.max_pitch_share, "counter": min(1.0, cfg.max_pitch_share + 0.15), "bass": 0.9}.get(part.role)
+        if limit is not None and len(pitches) >= 8 and share > limit:
+            reasons.append(f"{part.name} is stuck on pitch {Counter(pitches).most_common(1)[0][0]} ({share:.0%} of notes)")
+        if part.role == "melody" and m["longest_repeat"] > cfg.max_repeats:
+            reasons.append(f"{part.name} repeats one pitch {m['longest_repeat']} times in a row")
+    return reasons, metrics
+
+
+def musicality(score: Score) -> dict:
+    """Descriptive scores of the melody: chord tones on beats, notes in the key, stepwise motion."""
+    melody = [p for p in score.parts if p.role == "melody"]
+    if not melody:
+        return {}
+    notes = melody[0].notes
+    beat = score.meter.beat_ticks
+    scale = {(score.tonic + s) % 12 for s in SCALES[score.mode]}
+    on_beat = [n for n in notes if abs(n.start - round(n.start / beat) * beat) <= 15]
+    chord_tone = [n for n in on_beat if n.pitch % 12 in score.chord_at(n.start).chord.pitch_classes(score.tonic)]
+    steps = [abs(b.pitch - a.pitch) for a, b in zip(notes, notes[1:])]
+    return {
+        "melody_chord_tone_ratio_on_beats": round(len(chord_tone) / max(1, len(on_beat)), 4),
+        "melody_in_key_ratio": round(sum(n.pitch % 12 in scale for n in notes) / max(1, len(notes)), 4),
+        "melody_stepwise_ratio": round(sum(s <= 2 for s in steps) / max(1, len(steps)), 4),
+        "melody_mean_interval": round(float(np.mean(steps)) if steps else 0.0, 3),
+    }
+
+
+def _dbfs(x: float) -> float | None:
+    return round(20 * np.log10(x), 3) if x > 0 else None
+
+
+def audio(
+    score: Score,
+    frames_per_tick: float,
+    dry: dict[str, np.ndarray],
+    wet: dict[str, np.ndarray],
+    mix: np.ndarray,
+    cfg: QualityConfig,
+) -> tuple[list[str], dict]:
+    """Clipping, silence and DC of every stem (dry and wet, before quantisation) and the mix."""
+    reasons: list[str] = []
+    metrics: dict = {"stems": {}}
+    for part in score.parts:
+        name = part.name
+        m: dict = {}
+        metrics["stems"][name] = m
+        for kind, a in (("dry", dry[name]), ("wet", wet[name])):
+            peak = float(np.max(np.abs(a)))
+            m[f"{kind}_peak_dbfs"] = _dbfs(peak)
+            if peak >= cfg.clip_level:
+                reasons.append(f"{kind} stem {name} clips (peak {peak:.3f})")
+            dc = float(np.max(np.abs(a.mean(axis=0))))
+            m[f"{kind}_dc"] = round(dc, 6)
+            if dc > cfg.max_dc:
+                reasons.append(f"{kind} stem {name} has DC offset {dc:.4f}")
+        quietest = None
+        w = wet[name]
+        for sec in score.sections:
+            if sec.index not in part.active:
+                continue
+            a, b = int(sec.start * frames_per_tick), int(sec.end * frames_per_tick)
+            rms = float(np.sqrt(np.mean(np.square(w[a:b], dtype=np.float64)))) if b > a else 0.0
+            db = 20 * np.log10(rms) if rms > 0 else -np.inf
+            quietest = db if quietest is None else min(quietest, db)
+            if db < cfg.silence_dbfs:
+                reasons.append(f"wet stem {name} is silent in section {sec.index} ({sec.name}): {db:.1f} dBFS")
+        m["quietest_active_section_dbfs"] = None if quietest is None or not np.isfinite(quietest) else round(quietest, 3)
+    peak = float(np.max(np.abs(mix)))
+    metrics["mix_peak_dbfs"] = _dbfs(peak)
+    metrics["mix_dc"] = round(float(np.max(np.abs(mix.mean(axis=0)))), 6)
+    rms = float(np.sqrt(np.mean(np.square(mix, dtype=np.float64))))
+    metrics["mix_rms_dbfs"] = _dbfs(rms)
+    if peak >= cfg.clip_level:
+        reasons.append(f"mix clips (peak {peak:.3f})")
+    if rms <= 0 or 20 * np.log10(rms) < cfg.silence_dbfs:
+        reasons.append("mix is silent")
+    if metrics["mix_dc"] > cfg.max_dc:
+        reasons.append(f"mix has DC offset {metrics['mix_dc']:.4f}")
+    return reasons, metrics
