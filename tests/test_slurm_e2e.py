@@ -60,14 +60,13 @@ TIMING_COLUMNS = {"wall_s", "time_s", "elapsed_s", "step_time_s", "samples_per_s
 class PlannedJob:
     rule: str
     jobid: int
-    local: bool
     group: str | None
     resources: dict[str, str]
     wildcards: str = ""
 
 
 def parse_plan(text: str) -> list[PlannedJob]:
-    """Jobs of a `snakemake -n` printout: rule, local or not, group, resources."""
+    """Jobs of a `snakemake -n` printout: rule, group, resources (a dry run does not tell local jobs apart)."""
     jobs: list[PlannedJob] = []
     group = None
     current: PlannedJob | None = None
@@ -77,10 +76,10 @@ def parse_plan(text: str) -> list[PlannedJob]:
         if m:
             group = m.group(1)
             continue
-        m = re.fullmatch(r"(local)?rule (\S+):", stripped)
+        m = re.fullmatch(r"(?:local)?rule (\S+):", stripped)
         if m:
             indented = line.startswith("    ")
-            current = PlannedJob(m.group(2), -1, bool(m.group(1)), group if indented else None, {})
+            current = PlannedJob(m.group(1), -1, group if indented else None, {})
             if not indented:
                 group = None
             jobs.append(current)
@@ -111,9 +110,9 @@ class SlurmJob:
 
     @property
     def rule(self) -> str | None:
-        for prefix in ("rule_", "group_"):
-            if self.comment.startswith(prefix):
-                return self.comment[len(prefix) :].split("_wildcards_", 1)[0]
+        """The rule of the plugin's comment `rule_<rule>[_wildcards_<values>]` (group jobs: `<group>_<rules>`)."""
+        if self.comment.startswith("rule_"):
+            return self.comment[len("rule_") :].split("_wildcards_", 1)[0]
         return None
 
 
@@ -135,6 +134,21 @@ def parse_scontrol(text: str) -> list[SlurmJob]:
 
 
 # --------------------------------------------------------------------------- fixtures
+
+
+def declared_local_rules() -> set[str]:
+    """Rules Snakemake runs on the submit host: `localrule: True` and target rules without a command."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+    with SnakemakeApi(OutputSettings()) as api:
+        wf = api.workflow(
+            resource_settings=ResourceSettings(),
+            config_settings=ConfigSettings(configfiles=[SMOKE, CI_CONFIG]),
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+        )._workflow
+        return {rule.name for rule in wf.rules if rule.name in wf._localrules or rule.norun}
 
 
 def ci_profile(dst: Path) -> Path:
@@ -188,7 +202,7 @@ def snakemake_cmd(workdir: Path, profile: Path, *extra: str) -> list[str]:
 
 def pick_fault_rule(plan: list[PlannedJob]) -> tuple[str | None, int | None]:
     """First rule of FAULT_RULES that runs as its own (ungrouped, remote) SLURM job, and its attempt-1 memory."""
-    remote = [j for j in plan if not j.local and j.group is None]
+    remote = [j for j in plan if j.group is None]
     for name in FAULT_RULES:
         for job in remote:
             if job.rule == name and job.resources.get("mem_mb", "").isdigit():
@@ -249,13 +263,14 @@ def test_snakemake_run_succeeds(slurm_run):
 
 def test_every_job_ran_through_slurm(slurm_run):
     assert slurm_run.returncode == 0, slurm_run.output[-4000:]
-    remote = [j for j in slurm_run.plan if not j.local]
+    local_rules = declared_local_rules()
+    remote = [j for j in slurm_run.plan if j.rule not in local_rules]
     assert remote, "the DAG has no job for SLURM"
     finished = Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\S+)\)", slurm_run.output))
     assert finished == Counter(j.rule for j in slurm_run.plan), "the run did not finish the planned jobs"
-    # Local jobs announce themselves as `localrule`: none of the planned remote jobs may.
+    # Jobs run on the submit host announce themselves as `localrule`: exactly the declared local ones.
     local_run = Counter(re.findall(r"^localrule (\S+):", slurm_run.output, flags=re.M))
-    assert local_run == Counter(j.rule for j in slurm_run.plan if j.local)
+    assert local_run == Counter(j.rule for j in slurm_run.plan if j.rule in local_rules)
 
     records = slurm_run.slurm_jobs
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", slurm_run.output)
@@ -266,7 +281,9 @@ def test_every_job_ran_through_slurm(slurm_run):
     for rule, n in Counter(j.rule for j in remote if j.group is None).items():
         assert completed[rule] == n, f"rule {rule}: {n} jobs planned, {completed[rule]} completed in SLURM"
     for group in {j.group for j in remote if j.group is not None}:
-        assert completed[group] >= 1, f"group {group} never ran as a SLURM job"
+        # A group job's comment is rule_<group>_<rules...>.
+        runs = [r for r in records if r.state == "COMPLETED" and r.comment.startswith(f"rule_{group}_")]
+        assert runs, f"group {group} never ran as a SLURM job"
     # The plugin's per-job logs (kept by slurm-keep-successful-logs) exist for every SLURM job.
     logs = {p.stem for p in (slurm_run.workdir / "logs" / "slurm").rglob("*.log")}
     assert {r.job_id for r in records} <= logs
@@ -274,7 +291,7 @@ def test_every_job_ran_through_slurm(slurm_run):
 
 def test_gpu_rules_got_a_gpu(slurm_run):
     assert slurm_run.returncode == 0, slurm_run.output[-4000:]
-    gpu_rules = {j.rule for j in slurm_run.plan if not j.local and j.resources.get("gpu", "0") not in ("0", "")}
+    gpu_rules = {j.rule for j in slurm_run.plan if j.resources.get("gpu", "0") not in ("0", "")}
     assert gpu_rules, "the smoke DAG has no GPU rule (training should ask for gpu=cluster.gpus_per_job)"
     saw = {(job, step): devices for job, step, devices in slurm_run.task_gpus}
     for record in (r for r in slurm_run.slurm_jobs if r.rule in gpu_rules):
