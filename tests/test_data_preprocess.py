@@ -168,6 +168,7 @@ def test_synthetic_shard_is_hard_linked_and_completed(tmp_path):
         ("category", "not in the taxonomy"),
         ("missing", "audio file not found"),
         ("json", "invalid JSON"),
+        ("nowet", "has no wet file"),
     ],
 )
 def test_synthetic_validation_errors(tmp_path, breakage, message):
@@ -180,6 +181,8 @@ def test_synthetic_validation_errors(tmp_path, breakage, message):
         meta["n_frames"] += 1
     elif breakage == "category":
         meta["stems"][0]["category"] = "theremin"
+    elif breakage == "nowet":
+        meta["stems"][1]["files"] = {"wet": None, "dry": "dry/bass.flac", "midi": None}
     elif breakage == "missing":
         (song / "wet" / "bass.flac").unlink()
     (song / "song.json").write_text("{" if breakage == "json" else json.dumps(meta))

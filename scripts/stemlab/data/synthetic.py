@@ -66,7 +66,9 @@ def canonical_song(song_dir: Path, shard: str) -> dict:
     n = int(song["n_frames"])
     if not song["stems"]:
         raise StemlabError(f"{path}: empty stems list; {_fix(shard)}")
-    mix = str(song.get("mix") or "mix.flac")
+    if not song.get("mix", "mix.flac"):
+        raise StemlabError(f"{path}: no mix file; generate the shard with mix in its outputs")
+    mix = str(song.get("mix", "mix.flac"))
     channels = _check_audio(song_dir / mix, n, None, shard)
     names = set()
     for stem in song["stems"]:
@@ -77,8 +79,11 @@ def canonical_song(song_dir: Path, shard: str) -> dict:
         category = str(stem.setdefault("category", name))
         if category not in STEMS:
             raise StemlabError(f"{path}: stem {name!r} has category {category!r}, not in the taxonomy; {_fix(shard)}")
-        files = stem.setdefault("files", {})
-        files.setdefault("wet", f"wet/{name}.flac")
+        files = stem.get("files") or {}
+        stem["files"] = {k: v for k, v in files.items() if v}  # the synth writes null for outputs it skipped
+        if not stem["files"].get("wet"):
+            raise StemlabError(f"{path}: stem {name!r} has no wet file; generate the shard with stems in its outputs")
+        files = stem["files"]
         for kind in ("wet", "dry"):
             if files.get(kind):
                 _check_audio(song_dir / files[kind], n, channels, shard)
