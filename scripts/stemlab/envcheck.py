@@ -94,15 +94,14 @@ def env_provides(env: EnvSpec, package: str) -> bool:
     return bool(wanted & env.packages)
 
 
-def _module_file(module: str, scripts_dir: Path, entry: bool = False) -> Path | None:
-    """The file that runs for `module`: a package's __main__.py only when it is the `-m` entry point,
-    its __init__.py when it is imported (or is the parent of the entry module)."""
+def _module_files(module: str, scripts_dir: Path, entry: bool = False) -> list[Path]:
+    """The files that run for `module`: a package's __init__.py, plus its __main__.py only when it is
+    the `-m` entry point (an imported package, or the parent of the entry module, runs __init__.py alone)."""
     base = scripts_dir.joinpath(*module.split("."))
-    candidates = (base / "__main__.py",) if entry else ()
-    for candidate in (*candidates, base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    if base.with_suffix(".py").is_file():
+        return [base.with_suffix(".py")]
+    names = ("__init__.py", "__main__.py") if entry else ("__init__.py",)
+    return [base / name for name in names if (base / name).is_file()]
 
 
 def _imports_of(file: Path, module: str) -> set[str]:
@@ -140,17 +139,15 @@ def third_party_imports(entry_module: str, scripts_dir: str | Path) -> dict[str,
         if module in seen:
             continue
         seen.add(module)
-        file = _module_file(module, scripts_dir, entry=module == entry_module)
-        if file is None:
-            continue
-        for name in _imports_of(file, module):
-            top = name.split(".")[0]
-            if top == "stemlab":
-                todo.append(name)
-                pieces = name.split(".")
-                todo += [".".join(pieces[:i]) for i in range(1, len(pieces))]
-            elif top and top not in sys.stdlib_module_names and top != "__future__":
-                result.setdefault(top, set()).add(str(file.relative_to(scripts_dir)))
+        for file in _module_files(module, scripts_dir, entry=module == entry_module):
+            for name in _imports_of(file, module):
+                top = name.split(".")[0]
+                if top == "stemlab":
+                    todo.append(name)
+                    pieces = name.split(".")
+                    todo += [".".join(pieces[:i]) for i in range(1, len(pieces))]
+                elif top and top not in sys.stdlib_module_names and top != "__future__":
+                    result.setdefault(top, set()).add(str(file.relative_to(scripts_dir)))
     return result
 
 
