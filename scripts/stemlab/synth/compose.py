@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stemlab.synth import parts as gen
+from stemlab.taxonomy import STEMS
 from stemlab.synth.form import plan_form
 from stemlab.synth.genres import Genre, PoolEntry, check_genre
 from stemlab.synth.harmony import section_progression
@@ -237,6 +238,7 @@ def compose(
         tick, bar = end, bar + fs.bars
 
     parts = choose_parts(genre, meter, params, soundfonts, presets, rng("parts"))
+    parts.sort(key=lambda p: STEMS.index(p.name))  # taxonomy order, as every corpus lists stems
     score = Score(genre.name, tonic, mode, meter, tempo, swing, sections, chords, parts)
     _activity(parts, sections, rng("activity"))
     for part in parts:

@@ -98,6 +98,8 @@ def sample_stem_fx(
         drive = _u(rng, style.saturation_drive_db, 2)
         chain.append({"stage": "saturation", "type": "Distortion", "drive_db": drive})
         chain.append({"stage": "saturation", "type": "Gain", "gain_db": _r(-drive, 2)})
+        # tanh of an asymmetric wave has a DC component: block it, as saturator plug-ins do
+        chain.append({"stage": "saturation", "type": "HighpassFilter", "cutoff_frequency_hz": 10.0})
     if role in ("harmony", "melody", "counter") and rng.random() < style.chorus_prob:
         chain.append(
             {
@@ -149,9 +151,10 @@ def sample_stem_fx(
 
 
 def sample_master_fx(style: MixStyle, bus_lufs: float, rng: np.random.Generator) -> dict:
-    """Master bus: trim to the genre's target loudness, glue compressor, brick-wall limiter."""
+    """Master bus: subsonic filter, trim to the genre's target loudness, glue compressor, brick-wall limiter."""
     target = _u(rng, style.mix_lufs, 2)
     chain = [
+        {"stage": "subsonic", "type": "HighpassFilter", "cutoff_frequency_hz": _u(rng, (15.0, 25.0), 2)},
         {"stage": "trim", "type": "Gain", "gain_db": _r(target - bus_lufs, 3)},
         {
             "stage": "glue",

@@ -21,7 +21,7 @@ class QualityConfig:
     max_span: int = 36  # semitones a bass, melody or counter-melody may span
     clip_level: float = 1.0  # a sample at or above this magnitude would clip on writing
     silence_dbfs: float = -60.0  # RMS a stem must exceed in every section where it plays
-    max_dc: float = 0.005  # |mean| of any channel of any stem or the mix
+    max_dc: float = 0.005  # |mean| of any channel of a wet stem or the mix
 
 
 def _run(pitches: list[int]) -> int:
@@ -45,7 +45,7 @@ def symbolic(score: Score, cfg: QualityConfig) -> tuple[list[str], dict]:
             reasons.append(f"empty part {part.name}")
             continue
         for sec in score.sections:
-            if sec.index in part.active and not any(sec.start <= n.start < sec.end for n in notes):
+            if sec.index in part.active and not any(n.start < sec.end and n.end > sec.start for n in notes):
                 reasons.append(f"{part.name} has no notes in active section {sec.index} ({sec.name})")
         if part.instrument.is_drum:
             continue
@@ -98,7 +98,7 @@ def audio(
     mix: np.ndarray,
     cfg: QualityConfig,
 ) -> tuple[list[str], dict]:
-    """Clipping, silence and DC of every stem (dry and wet, before quantisation) and the mix."""
+    """Clipping (dry, wet, mix), silence and DC (wet, mix) before quantisation."""
     reasons: list[str] = []
     metrics: dict = {"stems": {}}
     for part in score.parts:
@@ -112,7 +112,7 @@ def audio(
                 reasons.append(f"{kind} stem {name} clips (peak {peak:.3f})")
             dc = float(np.max(np.abs(a.mean(axis=0))))
             m[f"{kind}_dc"] = round(dc, 6)
-            if dc > cfg.max_dc:
+            if kind == "wet" and dc > cfg.max_dc:  # dry DC is the soundfont's sample data: recorded only
                 reasons.append(f"{kind} stem {name} has DC offset {dc:.4f}")
         quietest = None
         w = wet[name]

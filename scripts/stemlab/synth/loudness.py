@@ -1,0 +1,63 @@
+"""Integrated loudness (ITU-R BS.1770-4) exactly as pyloudnorm defines it (its K-weighting filters,
+blocks and gates), computed ~3x faster: both filters in one sosfilt pass over contiguous channels and
+block energies from cumulative sums. A test checks agreement with pyloudnorm.Meter.integrated_loudness."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+CHANNEL_GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)
+ABSOLUTE_GATE = -70.0
+
+
+@functools.lru_cache(maxsize=4)
+def _meter(sr: int):
+    import pyloudnorm
+
+    return pyloudnorm.Meter(sr)  # K-weighting filters, 400 ms blocks, 75 % overlap
+
+
+@functools.lru_cache(maxsize=4)
+def _sos(sr: int) -> tuple[np.ndarray, float]:
+    """pyloudnorm's two K-weighting biquads as one second-order-sections cascade (one pass)."""
+    from scipy.signal import tf2sos
+
+    filters = list(_meter(sr)._filters.values())
+    sos = np.concatenate([tf2sos(f.b, f.a) for f in filters])
+    return sos, float(np.prod([f.passband_gain for f in filters]))
+
+
+def integrated_loudness(audio: np.ndarray, sr: int) -> float:
+    """LUFS of (frames, channels) audio; -inf for silence."""
+    from scipy.signal import sosfilt
+
+    meter = _meter(int(sr))
+    x = np.asarray(audio)
+    if x.ndim == 1:
+        x = x[:, None]
+    n, channels = x.shape
+    sos, gain = _sos(int(sr))
+    y = sosfilt(sos, x.T, axis=-1)  # one float64 copy, (channels, frames)
+    y *= gain
+    t_g = meter.block_size
+    step = 1.0 - meter.overlap
+    n_blocks = int(np.round(((n / sr - t_g) / (t_g * step)))) + 1
+    j = np.arange(n_blocks)
+    lo = (t_g * (j * step) * sr).astype(np.int64)
+    hi = np.minimum((t_g * (j * step + 1) * sr).astype(np.int64), n)
+    np.square(y, out=y)
+    csum = np.zeros((channels, n + 1))
+    np.cumsum(y, axis=-1, out=csum[:, 1:])
+    z = (csum[:, hi] - csum[:, lo]) / (t_g * sr)  # (channels, blocks)
+    g = np.array(CHANNEL_GAINS[:channels])[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        block_lufs = -0.691 + 10.0 * np.log10(np.sum(g * z, axis=0))
+        gated = block_lufs >= ABSOLUTE_GATE
+        if not gated.any():
+            return float("-inf")
+        relative = -0.691 + 10.0 * np.log10(np.sum(g[:, 0] * z[:, gated].mean(axis=1))) - 10.0
+        keep = (block_lufs > relative) & (block_lufs > ABSOLUTE_GATE)
+        z_avg = np.nan_to_num(z[:, keep].mean(axis=1)) if keep.any() else np.zeros(channels)
+        return float(-0.691 + 10.0 * np.log10(np.sum(g[:, 0] * z_avg)))

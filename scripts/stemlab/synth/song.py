@@ -1,0 +1,425 @@
+"""One synthetic song end to end: compose -> symbolic gate -> render -> mix -> audio gate -> files.
+
+Everything about song `index` derives from (seed, index, attempt): the genre and split from
+(seed, index), all other choices from per-purpose generators rng(seed, "synth", index, attempt, ...).
+Nothing depends on the shard, the worker or what the process generated before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stemlab import __version__ as STEMLAB_VERSION
+from stemlab import seeding
+from stemlab.audio import SAMPLE_RATE, write_audio
+from stemlab.atomic import atomic_path
+from stemlab.errors import StemlabError
+from stemlab.synth import SYNTH_VERSION, mixing, quality
+from stemlab.synth.compose import ComposeParams, compose
+from stemlab.synth.genres import GENRE_NAMES, GENRES
+from stemlab.synth.loudness import integrated_loudness
+from stemlab.synth.midi import part_midi
+from stemlab.synth.render import BLOCK, Renderer
+from stemlab.synth.score import Score
+from stemlab.synth.theory import key_name
+from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
+
+OUTPUTS = ("mix", "stems", "dry", "midi")
+SPLITS = ("train", "valid", "test")
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    seed: int = 42
+    genres: tuple[str, ...] = GENRE_NAMES
+    duration_s: tuple[float, float] = (150.0, 210.0)
+    tail_s: float = 2.5
+    other_parts: tuple[int, int] = (2, 6)
+    soundfonts: tuple[str, ...] = ("/usr/share/sounds/sf2/FluidR3_GM.sf2",)
+    outputs: tuple[str, ...] = OUTPUTS
+    max_attempts: int = 5
+    splits: tuple[tuple[str, float], ...] = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
+    quality: quality.QualityConfig = field(default_factory=quality.QualityConfig)
+    sample_rate: int = SAMPLE_RATE
+
+    def __post_init__(self) -> None:
+        bad = [g for g in self.genres if g not in GENRES]
+        if bad or not self.genres:
+            raise StemlabError(f"unknown genre {bad[0] if bad else '(none)'}; synth.genres takes {', '.join(GENRE_NAMES)}")
+        bad = [o for o in self.outputs if o not in OUTPUTS]
+        if bad:
+            raise StemlabError(f"unknown output {bad[0]!r}; synth.outputs takes {', '.join(OUTPUTS)}")
+        lo, hi = self.duration_s
+        if not 0 < lo <= hi:
+            raise StemlabError(f"synth.duration: need 0 < min_s <= max_s, got {lo}..{hi}")
+        a, b = self.other_parts
+        if not 2 <= a <= b <= 6:
+            raise StemlabError(f"synth.other_parts: need 2 <= min <= max <= 6, got {a}..{b}")
+        if self.max_attempts < 1:
+            raise StemlabError("synth.max_attempts must be at least 1")
+        total = sum(f for _, f in self.splits)
+        if any(s not in SPLITS for s, _ in self.splits) or total <= 0 or any(f < 0 for _, f in self.splits):
+            raise StemlabError(f"synth.splits: fractions of {', '.join(SPLITS)} that are >= 0 and sum to > 0")
+
+
+def song_id(index: int) -> str:
+    return f"syn-{index:06d}"
+
+
+def genre_for(settings: SynthSettings, index: int) -> str:
+    """Genres cycle in shuffled blocks, so every run of len(genres) songs holds each genre once."""
+    g = len(settings.genres)
+    block, pos = divmod(index, g)
+    order = seeding.rng(settings.seed, "synth", "genre-block", block).permutation(g)
+    return settings.genres[int(order[pos])]
+
+
+def split_for(settings: SynthSettings, index: int) -> str:
+    """A low-discrepancy split: u = frac(offset + index * golden ratio) against the cumulative fractions,
+    so even a handful of songs spreads over the splits in proportion."""
+    offset = seeding.derive_seed(settings.seed, "synth", "split") / 2**63
+    u = (offset + index * GOLDEN) % 1.0
+    total = sum(f for _, f in settings.splits)
+    acc = 0.0
+    for name, frac in settings.splits:
+        acc += frac / total
+        if u < acc:
+            return name
+    return settings.splits[-1][0]
+
+
+def quantize24(audio: np.ndarray) -> np.ndarray:
+    """Exactly what a 24-bit FLAC stores and returns (libsndfile: x * 2^23, round half even, clip)."""
+    # float32 is exact here: scaling by powers of two and rounding to integers below 2^24 lose nothing
+    q = np.multiply(audio, np.float32(8388608.0), dtype=np.float32)
+    np.rint(q, out=q)
+    np.clip(q, np.float32(-8388608.0), np.float32(8388607.0), out=q)
+    q *= np.float32(1.0 / 8388608.0)
+    return q
+
+
+def loudness(audio: np.ndarray, sr: int) -> float | None:
+    """Integrated loudness (BS.1770 as pyloudnorm measures it) in LUFS; None for silence."""
+    value = integrated_loudness(audio, sr)
+    return round(float(value), 3) if np.isfinite(value) else None
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Song:
+    meta: dict
+    dry: dict[str, np.ndarray]
+    wet: dict[str, np.ndarray]
+    mix: np.ndarray
+    midi: dict[str, bytes]
+
+
+class GateRejected(Exception):
+    def __init__(self, stage: str, reasons: list[str]):
+        super().__init__(f"{stage}: {'; '.join(reasons)}")
+        self.stage, self.reasons = stage, reasons
+
+
+def _r6(x: float) -> float:
+    return round(float(x), 6)
+
+
+def _beat_unit(score: Score) -> str:
+    m = score.meter
+    if m.compound:
+        return "dotted_quarter" if m.denominator == 8 else "dotted_half"
+    return {4: "quarter", 8: "eighth", 2: "half"}[m.denominator]
+
+
+def annotate(score: Score, sr: int, n_frames: int) -> dict:
+    """Composition annotations; every time in seconds comes from Tempo.seconds(ticks) (one conversion)."""
+    sec = score.tempo.seconds
+    m = score.meter
+    end = score.end_tick
+    chords = []
+    for c in score.chords:
+        chords.append(
+            {
+                "start_s": _r6(sec(c.start)),
+                "end_s": _r6(sec(c.end)),
+                "start_tick": c.start,
+                "end_tick": c.end,
+                "symbol": c.chord.symbol(score.tonic, score.mode),
+                "roman": c.chord.roman,
+                "root_pc": c.chord.root_pc(score.tonic),
+                "quality": c.chord.quality,
+                "pitch_classes": list(c.chord.pitch_classes(score.tonic)),
+                "section": c.section,
+            }
+        )
+    arrangement = []
+    for s in score.sections:
+        arrangement.append(
+            {
+                "index": s.index,
+                "section": s.name,
+                "occurrence": s.occurrence,
+                "start_bar": s.start_bar,
+                "bars": s.bars,
+                "start_s": _r6(sec(s.start)),
+                "end_s": _r6(sec(s.end)),
+                "start_tick": s.start,
+                "end_tick": s.end,
+                "progression": list(s.progression),
+                "chords": [{"start_s": c["start_s"], "symbol": c["symbol"], "roman": c["roman"]} for c in chords if c["section"] == s.index],
+                "active_stems": [p.name for p in score.parts if s.index in p.active],
+            }
+        )
+    return {
+        "genre": score.genre,
+        "key": key_name(score.tonic, score.mode),
+        "mode": score.mode,
+        "tonic_pc": score.tonic,
+        "tempo_bpm": _r6(score.tempo.beat_bpm(m)),
+        "beat_unit": _beat_unit(score),
+        "time_signature": [m.numerator, m.denominator],
+        "beats_per_bar": m.beats_per_bar,
+        "swing": {
+            "ratio": score.swing.ratio,
+            "unit": "none" if score.swing.ratio == 0.5 else ("8th" if score.swing.unit_ticks == m.beat_ticks else "16th"),
+            "unit_ticks": score.swing.unit_ticks,
+        },
+        "midi": {"ticks_per_beat": PPQ, "us_per_quarter": score.tempo.us_per_quarter, "end_tick": end},
+        "music_end_s": _r6(sec(end)),
+        "beats": [_r6(sec(t)) for t in beat_ticks(m, end)],
+        "downbeats": [_r6(sec(t)) for t in downbeat_ticks(m, end)],
+        "arrangement": arrangement,
+        "chords": chords,
+    }
+
+
+class SongMaker:
+    """Generates songs with one renderer (one worker); stateless between songs."""
+
+    def __init__(self, settings: SynthSettings, renderer: Renderer, soundfont_digests: dict[str, str] | None = None):
+        self.settings = settings
+        self.renderer = renderer
+        self.digests = soundfont_digests or {sf: file_digest(sf) for sf in settings.soundfonts}
+        self.versions = self._versions()
+
+    def _versions(self) -> dict:
+        from importlib import metadata
+
+        import soundfile
+
+        from stemlab.synth.render import fluidsynth_version
+
+        def dist(name: str) -> str:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:
+                return "unknown"
+
+        return {
+            "stemlab": STEMLAB_VERSION,
+            "synth": SYNTH_VERSION,
+            "fluidsynth": fluidsynth_version(),
+            "pyfluidsynth": dist("pyfluidsynth"),
+            "pedalboard": dist("pedalboard"),
+            "mido": dist("mido"),
+            "numpy": np.__version__,
+            "libsndfile": soundfile.__libsndfile_version__,
+            "soundfonts": [{"file": Path(sf).name, "path": sf, "sha256": self.digests[sf]} for sf in self.settings.soundfonts],
+        }
+
+    def rng_factory(self, index: int, attempt: int):
+        seed = self.settings.seed
+        return lambda *keys: seeding.rng(seed, "synth", index, "attempt", attempt, *keys)
+
+    def compose(self, index: int, attempt: int) -> Score:
+        s = self.settings
+        params = ComposeParams(s.duration_s, s.other_parts)
+        return compose(genre_for(s, index), params, list(s.soundfonts), self.rng_factory(index, attempt), self.renderer.presets)
+
+    def make(self, index: int) -> Song:
+        rejected = []
+        for attempt in range(self.settings.max_attempts):
+            try:
+                song = self.attempt(index, attempt)
+            except GateRejected as exc:
+                rejected.append({"attempt": attempt, "stage": exc.stage, "reasons": exc.reasons})
+                continue
+            song.meta["quality"]["rejected"] = rejected
+            return song
+        last = rejected[-1]
+        raise StemlabError(
+            f"{song_id(index)}: failed the quality gate in all {self.settings.max_attempts} attempts "
+            f"(last: {last['stage']}: {last['reasons'][0]}); raise synth.max_attempts or check synth.soundfonts"
+        )
+
+    def attempt(self, index: int, attempt: int) -> Song:
+        s = self.settings
+        sr = s.sample_rate
+        rng = self.rng_factory(index, attempt)
+        score = self.compose(index, attempt)
+        reasons, sym_metrics = quality.symbolic(score, s.quality)
+        if reasons:
+            raise GateRejected("symbolic", reasons)
+        music_frames = score.tempo.frame(score.end_tick, sr)
+        n_frames = music_frames + int(round(s.tail_s * sr))
+        genre = GENRES[score.genre]
+        beat_s = score.tempo.seconds(score.meter.beat_ticks)
+
+        raw_dry = {p.name: self.renderer.render(score, p, n_frames) for p in score.parts}
+        dry = {k: quantize24(v) for k, v in raw_dry.items()}
+        side = 1.0 if rng("pan").random() < 0.5 else -1.0
+        raw_wet, wet, stems_meta = {}, {}, []
+        for part in score.parts:
+            dry_lufs = loudness(dry[part.name], sr)
+            if dry_lufs is None:
+                raise GateRejected("audio", [f"dry stem {part.name} is silent"])
+            pan_side = 0.0
+            if part.role not in ("drums", "bass", "melody"):
+                pan_side, side = side, -side
+            fx = mixing.sample_stem_fx(genre.mix, part.role, beat_s, dry_lufs, rng("mix", part.name), pan_side)
+            raw_wet[part.name] = mixing.apply_stem_fx(dry[part.name], fx, sr)
+            wet[part.name] = quantize24(raw_wet[part.name])
+            stems_meta.append((part, fx, dry_lufs))
+        bus = mixing.sum_stems([wet[p.name] for p in score.parts])
+        bus_lufs = loudness(bus, sr)
+        if bus_lufs is None:
+            raise GateRejected("audio", ["the mix bus is silent"])
+        master = mixing.sample_master_fx(genre.mix, bus_lufs, rng("master"))
+        raw_mix = mixing.apply_master(bus, master, sr)
+        frames_per_tick = music_frames / score.end_tick
+        reasons, audio_metrics = quality.audio(score, frames_per_tick, raw_dry, raw_wet, raw_mix, s.quality)
+        if reasons:
+            raise GateRejected("audio", reasons)
+        mix = quantize24(raw_mix)
+        master["bus_loudness_lufs"] = bus_lufs
+
+        sid = song_id(index)
+        outputs = set(s.outputs)
+        stems = []
+        for part, fx, dry_lufs in stems_meta:
+            pitches = [n.pitch for n in part.notes]
+            stems.append(
+                {
+                    "name": part.name,
+                    "category": part.instrument.category,
+                    "role": part.role,
+                    "style": part.style,
+                    "instrument": {
+                        "name": part.instrument.name,
+                        "program": part.instrument.program,
+                        "bank": part.instrument.bank,
+                        "is_drum": part.instrument.is_drum,
+                        "channel": part.channel,
+                    },
+                    "program": part.instrument.program,
+                    "soundfont": Path(part.soundfont).name,
+                    "monophonic": part.monophonic,
+                    "n_notes": len(part.notes),
+                    "pitch_range": [min(pitches), max(pitches)],
+                    "active_sections": list(part.active),
+                    "files": {
+                        "wet": f"wet/{part.name}.flac" if "stems" in outputs else None,
+                        "dry": f"dry/{part.name}.flac" if "dry" in outputs else None,
+                        "midi": f"midi/{part.name}.mid" if "midi" in outputs else None,
+                    },
+                    "loudness_lufs": loudness(wet[part.name], sr),
+                    "dry_loudness_lufs": dry_lufs,
+                    "fx": fx,
+                }
+            )
+        meta = {
+            "id": sid,
+            "corpus": "synthetic",
+            "index": index,
+            "seed": s.seed,
+            "attempt": attempt,
+            "split": split_for(s, index),
+            "sample_rate": sr,
+            "channels": 2,
+            "n_frames": n_frames,
+            "duration_s": _r6(n_frames / sr),
+            **annotate(score, sr, n_frames),
+            "stems": stems,
+            "mix": "mix.flac" if "mix" in outputs else None,
+            "mix_loudness_lufs": loudness(mix, sr),
+            "mix_peak_dbfs": audio_metrics["mix_peak_dbfs"],
+            "master_fx": master,
+            "render": {
+                "engine": "fluidsynth",
+                "synth_gain": self.renderer.gain,
+                "reverb": False,
+                "chorus": False,
+                "interpolation": "4th order (FluidSynth default)",
+                "block_frames": BLOCK,
+                "max_onset_error_ms": round(BLOCK / 2 / sr * 1000, 3),
+                "tail_s": s.tail_s,
+                "format": "FLAC PCM_24",
+            },
+            "quality": {
+                "attempt": attempt,
+                "rejected": [],
+                "symbolic": sym_metrics,
+                "audio": audio_metrics,
+                "musicality": quality.musicality(score),
+            },
+            "versions": self.versions,
+        }
+        midi = {p.name: part_midi(score, p, f"{sid} {p.name}") for p in score.parts}
+        return Song(meta, dry, wet, mix, midi)
+
+
+def write_song(song: Song, song_dir: Path, outputs: tuple[str, ...]) -> None:
+    """The canonical song directory; song.json last, so a song without it is incomplete."""
+    sr = song.meta["sample_rate"]
+    song_dir.mkdir(parents=True, exist_ok=True)
+    if "mix" in outputs:
+        write_audio(song_dir / "mix.flac", song.mix, sr)
+    for name in song.wet:
+        if "stems" in outputs:
+            write_audio(song_dir / "wet" / f"{name}.flac", song.wet[name], sr)
+        if "dry" in outputs:
+            write_audio(song_dir / "dry" / f"{name}.flac", song.dry[name], sr)
+        if "midi" in outputs:
+            (song_dir / "midi").mkdir(exist_ok=True)
+            with atomic_path(song_dir / "midi" / f"{name}.mid") as tmp:
+                tmp.write_bytes(song.midi[name])
+    with atomic_path(song_dir / "song.json") as tmp:
+        tmp.write_text(json.dumps(song.meta, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def manifest_row(song: Song) -> dict:
+    m = song.meta
+    return {
+        "song_id": m["id"],
+        "index": m["index"],
+        "split": m["split"],
+        "genre": m["genre"],
+        "tempo_bpm": m["tempo_bpm"],
+        "time_signature": f"{m['time_signature'][0]}/{m['time_signature'][1]}",
+        "key": m["key"],
+        "mode": m["mode"],
+        "duration_s": m["duration_s"],
+        "n_frames": m["n_frames"],
+        "sample_rate": m["sample_rate"],
+        "n_stems": len(m["stems"]),
+        "stems": ",".join(s["name"] for s in m["stems"]),
+        "roles": ",".join(s["role"] for s in m["stems"]),
+        "n_sections": len(m["arrangement"]),
+        "attempt": m["attempt"],
+        "mix_loudness_lufs": m["mix_loudness_lufs"],
+        "seed": m["seed"],
+    }
