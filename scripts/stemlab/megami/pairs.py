@@ -81,6 +81,14 @@ class PairItem:
     fx: Any
 
 
+_FX_KEYS = ("fx", "fx_chain", "effects")
+
+
+def stem_fx(entry: dict[str, Any]) -> Any:
+    """The stem's FX annotation (synthetic corpora), None where the corpus has none."""
+    return next((entry[k] for k in _FX_KEYS if entry.get(k) is not None), None)
+
+
 def stem_files(directory: Path, entry: dict[str, Any]) -> tuple[Path, Path]:
     """(dry, wet) paths of a stem: song.json `files` when given, else dry/<name>.flac, wet/<name>.flac."""
     files = entry.get("files") or {}
@@ -114,7 +122,7 @@ def pair_items(table: pd.DataFrame, stems_root: str | os.PathLike[str], split: s
                 length=int(row.length),
                 dry=dry,
                 wet=wet,
-                fx=entry.get("fx"),
+                fx=stem_fx(entry),
             )
         )
     return items
