@@ -254,3 +254,16 @@ def test_seeded_init_is_reproducible_and_leaves_global_state():
         c = Tiny()
     assert _same_weights(a, b) and not _same_weights(a, c)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_time_based_checkpoints(tmp_path):
+    _fit(tmp_path, "run", _config(checkpoint_seconds=1e-9, keep_checkpoints=100))
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == list(range(1, 13))
+
+
+def test_bf16_autocast_trains_deterministically(tmp_path):
+    a, ra = _fit(tmp_path, "a", _config(precision="bf16"))
+    b, _ = _fit(tmp_path, "b", _config(precision="bf16"))
+    fp32, _ = _fit(tmp_path, "c", _config())
+    assert _same_weights(a, b) and not _same_weights(a, fp32)
+    assert all(np.isfinite(r["loss"]) for r in ra.history)
