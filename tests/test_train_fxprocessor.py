@@ -113,13 +113,15 @@ FX_C = [{"type": "eq", "low_gain_db": 0.0}, {"type": "gain", "db": 0, "bypass": 
 
 def test_flatten_keys_effects_by_name_not_position():
     assert flatten_fx(FX_A)["reverb.wet"] == 0.3 and flatten_fx(FX_B)["reverb.wet"] == 0.1
+    chain = {"chain": [{"stage": "trim", "type": "Gain", "gain_db": 1.0}, {"stage": "fader", "type": "Gain", "gain_db": -2.0}]}
+    assert flatten_fx(chain) == {"chain.trim:Gain.gain_db": 1.0, "chain.fader:Gain.gain_db": -2.0}
     assert flatten_fx(FX_C)["gain.bypass"] == 1.0
     assert flatten_fx({"x": [1, 2], "y": None}) == {"x.0": 1.0, "x.1": 2.0}
 
 
 def test_fx_space_vector_and_round_trip():
     space = FxParamSpace.fit([FX_A, FX_B, FX_C])
-    # numeric: eq.low_gain_db, gain.bypass, gain.db, reverb.wet, reverb.type?  strings: type names and room
+    # numeric: eq.low_gain_db, gain.bypass, gain.db, reverb.wet; categorical: reverb.room
     assert "reverb.wet" in space.numeric and space.categorical["reverb.room"] == ["hall", "plate"]
     assert "reverb.wet" in space.optional and "eq.low_gain_db" not in space.optional
     va, vc = space.vector(FX_A), space.vector(FX_C)
@@ -130,6 +132,30 @@ def test_fx_space_vector_and_round_trip():
     assert va[len(space.numeric) + space.optional.index("reverb.wet")] == 1.0
     assert np.array_equal(FxParamSpace.from_dict(json.loads(json.dumps(space.to_dict()))).vector(FX_B), space.vector(FX_B))
     assert space.vector({"unknown": 5}).any() == False  # noqa: E712 - unseen keys are ignored
+
+
+def _synth_fx(gain_db: float, cutoff: float, pan: float) -> dict:
+    chain = [
+        {"stage": "trim", "type": "Gain", "gain_db": gain_db},
+        {"stage": "eq", "type": "HighpassFilter", "cutoff_frequency_hz": cutoff},
+        {"stage": "fader", "type": "Gain", "gain_db": -1.0},
+    ]
+    return {"chain": chain, "pan": pan, "pan_law": "constant_power", "buffer_size": 8192}
+
+
+def test_mean_fx_chain_renders_with_the_synthesizer():
+    mixing = pytest.importorskip("stemlab.synth.mixing")
+    pytest.importorskip("pedalboard")
+    from stemlab.megami.evaluate_fxprocessor import default_fx_applier
+
+    mean = mean_annotation([_synth_fx(-6.0, 80.0, -0.5), _synth_fx(-2.0, 120.0, 0.5), _synth_fx(-4.0, 100.0, 0.0)])
+    assert mean["chain"][0] == {"stage": "trim", "type": "Gain", "gain_db": pytest.approx(-4.0)}
+    assert mean["chain"][1]["cutoff_frequency_hz"] == pytest.approx(100.0) and mean["buffer_size"] == 8192
+    assert mean["pan"] == pytest.approx(0.0) and mean["pan_law"] == "constant_power"
+    dry = np.random.default_rng(0).standard_normal((2, 4096)).astype(np.float32) * 0.1
+    applier = default_fx_applier()
+    assert applier is not None
+    np.testing.assert_array_equal(applier(dry, 44_100, mean), mixing.apply_stem_fx(dry.T.copy(), mean, 44_100).T)
 
 
 def test_mean_annotation_averages_numbers_on_the_medoid_structure():

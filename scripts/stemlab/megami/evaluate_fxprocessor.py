@@ -34,14 +34,16 @@ FxApplier = Callable[[np.ndarray, int, Any], np.ndarray]  # (dry (channels, time
 
 
 def default_fx_applier() -> FxApplier | None:
-    """The synthesizer's renderer of an FX annotation, when the installed stemlab has one."""
+    """The synthesizer's renderer of a stem FX annotation (pedalboard chain + pan), when installed."""
     try:
-        from stemlab.synth.fx import apply_annotation  # type: ignore[import-not-found]
+        from stemlab.synth.mixing import apply_stem_fx
     except ImportError:
         return None
 
     def apply(dry: np.ndarray, sr: int, fx: Any) -> np.ndarray:
-        return np.asarray(apply_annotation(dry.T, sr, fx), dtype=np.float32).T
+        if not isinstance(fx, dict) or "chain" not in fx:
+            raise StemlabError("mean_fx baseline: FX annotation has no 'chain'; the corpus was not made by stemlab.synth")
+        return apply_stem_fx(np.ascontiguousarray(dry.T), fx, sr).T
 
     return apply
 

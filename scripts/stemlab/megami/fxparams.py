@@ -2,8 +2,8 @@
 
 The annotation's structure is discovered from the training split (numeric leaves are z-scored,
 strings one-hot encoded, optional leaves get a presence bit), so the encoder follows whatever the
-synthesizer writes. Lists of effects that name themselves ("type"/"name"/"effect") are keyed by that
-name, so a chain's order does not move parameters between vector slots. This is one pluggable
+synthesizer writes. Lists of effects that name themselves ("stage"/"type"/"name"/...) are keyed by those
+names, so a chain's order does not move parameters between vector slots. This is one pluggable
 conditioning source: anything that maps (song annotation, stem) → vector of `dim` can replace it.
 """
 
@@ -16,16 +16,18 @@ from typing import Any
 
 import numpy as np
 
-_NAME_KEYS = ("type", "name", "effect", "kind")
+_NAME_KEYS = ("stage", "type", "name", "effect", "kind")
 
 
 def _list_keys(items: list[Any]) -> list[str]:
+    """Slot names of a list: 'stage:type' (etc.) of self-describing items, numbered on repeats; else the index."""
     keys, seen = [], {}
     for i, item in enumerate(items):
-        label = next((str(item[k]) for k in _NAME_KEYS if isinstance(item, Mapping) and isinstance(item.get(k), str)), None)
-        if label is None:
+        names = [str(item[k]) for k in _NAME_KEYS if isinstance(item, Mapping) and isinstance(item.get(k), str)]
+        if not names:
             keys.append(str(i))
             continue
+        label = ":".join(names)
         seen[label] = seen.get(label, 0) + 1
         keys.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
     return keys
@@ -39,6 +41,8 @@ def flatten_fx(fx: Any, prefix: str = "") -> dict[str, float | str]:
             out.update(flatten_fx(fx[k], f"{prefix}{k}."))
     elif isinstance(fx, (list, tuple)):
         for key, item in zip(_list_keys(list(fx)), fx):
+            if isinstance(item, Mapping):  # the names that label the slot are not parameters
+                item = {k: v for k, v in item.items() if not (k in _NAME_KEYS and isinstance(v, str))}
             out.update(flatten_fx(item, f"{prefix}{key}."))
     elif isinstance(fx, bool):
         out[prefix[:-1]] = float(fx)

@@ -93,7 +93,8 @@ def stem_files(directory: Path, entry: dict[str, Any]) -> tuple[Path, Path]:
     """(dry, wet) paths of a stem: song.json `files` when given, else dry/<name>.flac, wet/<name>.flac."""
     files = entry.get("files") or {}
     name = entry["name"]
-    return directory / files.get("dry", f"dry/{name}.flac"), directory / files.get("wet", f"wet/{name}.flac")
+    dry, wet = files.get("dry") or f"dry/{name}.flac", files.get("wet") or f"wet/{name}.flac"
+    return directory / dry, directory / wet
 
 
 def pair_items(table: pd.DataFrame, stems_root: str | os.PathLike[str], split: str | None) -> list[PairItem]:
