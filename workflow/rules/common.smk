@@ -24,7 +24,75 @@ def synth_shards():
 
 
 def synth_targets():
-    return []
+    return [SYNTH_MANIFEST, *SYNTH_ANALYSIS_TARGETS]
+
+
+def synth_shard_dirs():
+    return [f"results/synth/shards/{s}" for s in synth_shards()]
+
+
+def _synth_soundfont_names():
+    return set(dl_sources.soundfont_names(config))
+
+
+def synth_soundfonts():
+    """synth.soundfonts resolved: the name of a top-level `soundfonts` download means its file."""
+    names = _synth_soundfont_names()
+    return [
+        soundfont_file(s) if s in names else s for s in config["synth"]["soundfonts"]
+    ]
+
+
+def synth_soundfont_downloads():
+    """Downloaded soundfonts a shard job needs (system soundfonts such as FluidR3_GM are not inputs)."""
+    names = _synth_soundfont_names()
+    return [soundfont_file(s) for s in config["synth"]["soundfonts"] if s in names]
+
+
+def synth_workers():
+    return int(config["synth"].get("workers", 1))
+
+
+def synth_generate_args():
+    """The synth config as flags of `stemlab.synth generate` (schema defaults fill missing keys)."""
+    import shlex
+
+    s = config["synth"]
+    dur = s.get("duration", {})
+    parts = s.get("other_parts", {})
+    splits = s.get("splits", {"train": 0.8, "valid": 0.1, "test": 0.1})
+    args = [
+        "--seed",
+        config["seed"],
+        "--songs",
+        s["songs"],
+        "--shard-size",
+        s["shard_size"],
+    ]
+    args += ["--genre", *s.get("genres", [])] if s.get("genres") else []
+    args += [
+        "--min-duration",
+        dur.get("min_s", 150.0),
+        "--max-duration",
+        dur.get("max_s", 210.0),
+    ]
+    args += ["--tail", s.get("tail_s", 2.5)]
+    args += ["--min-parts", parts.get("min", 2), "--max-parts", parts.get("max", 6)]
+    args += ["--soundfont", *synth_soundfonts()]
+    args += ["--outputs", ",".join(s.get("outputs", ["mix", "stems", "dry", "midi"]))]
+    args += ["--max-attempts", s.get("max_attempts", 5)]
+    args += ["--splits", ",".join(f"{k}={v}" for k, v in splits.items())]
+    quality = s.get("quality") or {}
+    if quality:
+        args += ["--quality", ",".join(f"{k}={v}" for k, v in quality.items())]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def synth_shard_runtime_min():
+    """Minutes for one shard at a conservative 3x real time per worker, plus start-up."""
+    s = config["synth"]
+    seconds = s.get("duration", {}).get("max_s", 210.0) + s.get("tail_s", 2.5)
+    return int(10 + s["shard_size"] * seconds / 3 / synth_workers() / 60)
 
 
 # ---- validity, figures, export (issue 3b)

@@ -1,6 +1,52 @@
 # Rules of the synth stage; input functions live in common.smk.
 
 
+# --------------------------------------------------------------------------- generation (issue 3)
+# results/synth/shards/<shard>/   synth_shard: songs of one shard (canonical song directories) + manifest.parquet;
+#                                 written to a temp dir beside it and renamed when complete
+# results/synth/manifest.parquet  synth_manifest: one row per song, all shards
+
+
+rule synth_shard:
+    input:
+        synth_soundfont_downloads(),
+    output:
+        directory("results/synth/shards/{shard}"),
+    log:
+        "logs/synth/synth_shard/{shard}.log",
+    wildcard_constraints:
+        shard="shard-[0-9]{5}",
+    conda:
+        "../../envs/synth.yaml"
+    threads: synth_workers()
+    resources:
+        mem_mb=mem_mb(1500 + 2500 * synth_workers()),
+        runtime=runtime_min(synth_shard_runtime_min()),
+        slurm_partition=cpu_partition(),
+    params:
+        args=synth_generate_args(),
+    shell:
+        f"{STEMLAB_FSTRING}.synth generate --shard {{wildcards.shard}} --out {{output}} "
+        f"--workers {{threads}} {{params.args}} > {{log}} 2>&1"
+
+
+rule synth_manifest:
+    input:
+        synth_shard_dirs(),
+    output:
+        SYNTH_MANIFEST,
+    log:
+        "logs/synth/synth_manifest.log",
+    conda:
+        "../../envs/synth.yaml"
+    resources:
+        mem_mb=mem_mb(1000),
+        runtime=runtime_min(10),
+        slurm_partition=cpu_partition(),
+    shell:
+        f"{STEMLAB_FSTRING}.synth manifest --out {{output}} {{input}} > {{log}} 2>&1"
+
+
 # --------------------------------------------------------------------------- validity, figures, export (issue 3b)
 # results/tables/synth_validity.csv        synth_validity: beat F / note accuracy per genre, time signature, overall
 # results/tables/synth_validity_songs.csv  synth_validity: the same per song

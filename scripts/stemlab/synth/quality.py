@@ -90,27 +90,34 @@ def _dbfs(x: float) -> float | None:
     return round(20 * np.log10(x), 3) if x > 0 else None
 
 
+def signal_stats(audio: np.ndarray) -> tuple[float, float]:
+    """(peak |x|, largest |mean| of a channel) of (frames, channels) audio."""
+    peak = float(max(-audio.min(), audio.max())) if audio.size else 0.0
+    dc = float(np.max(np.abs(audio.sum(axis=0, dtype=np.float64)))) / max(1, len(audio))
+    return peak, dc
+
+
 def audio(
     score: Score,
     frames_per_tick: float,
-    dry: dict[str, np.ndarray],
+    stats: dict[str, dict[str, tuple[float, float]]],
     wet: dict[str, np.ndarray],
     mix: np.ndarray,
     cfg: QualityConfig,
 ) -> tuple[list[str], dict]:
-    """Clipping (dry, wet, mix), silence and DC (wet, mix) before quantisation."""
+    """Clipping (dry, wet, mix), silence and DC (wet, mix). `stats[stem][kind]` holds signal_stats of
+    the unquantised dry and wet stems (quantising would hide clipping); `wet` is used for silence."""
     reasons: list[str] = []
     metrics: dict = {"stems": {}}
     for part in score.parts:
         name = part.name
         m: dict = {}
         metrics["stems"][name] = m
-        for kind, a in (("dry", dry[name]), ("wet", wet[name])):
-            peak = float(np.max(np.abs(a)))
+        for kind in ("dry", "wet"):
+            peak, dc = stats[name][kind]
             m[f"{kind}_peak_dbfs"] = _dbfs(peak)
             if peak >= cfg.clip_level:
                 reasons.append(f"{kind} stem {name} clips (peak {peak:.3f})")
-            dc = float(np.max(np.abs(a.mean(axis=0))))
             m[f"{kind}_dc"] = round(dc, 6)
             if kind == "wet" and dc > cfg.max_dc:  # dry DC is the soundfont's sample data: recorded only
                 reasons.append(f"{kind} stem {name} has DC offset {dc:.4f}")
@@ -126,15 +133,15 @@ def audio(
             if db < cfg.silence_dbfs:
                 reasons.append(f"wet stem {name} is silent in section {sec.index} ({sec.name}): {db:.1f} dBFS")
         m["quietest_active_section_dbfs"] = None if quietest is None or not np.isfinite(quietest) else round(quietest, 3)
-    peak = float(np.max(np.abs(mix)))
+    peak, dc = signal_stats(mix)
     metrics["mix_peak_dbfs"] = _dbfs(peak)
-    metrics["mix_dc"] = round(float(np.max(np.abs(mix.mean(axis=0)))), 6)
+    metrics["mix_dc"] = round(dc, 6)
     rms = float(np.sqrt(np.mean(np.square(mix, dtype=np.float64))))
     metrics["mix_rms_dbfs"] = _dbfs(rms)
     if peak >= cfg.clip_level:
         reasons.append(f"mix clips (peak {peak:.3f})")
     if rms <= 0 or 20 * np.log10(rms) < cfg.silence_dbfs:
         reasons.append("mix is silent")
-    if metrics["mix_dc"] > cfg.max_dc:
-        reasons.append(f"mix has DC offset {metrics['mix_dc']:.4f}")
+    if dc > cfg.max_dc:
+        reasons.append(f"mix has DC offset {dc:.4f}")
     return reasons, metrics

@@ -279,11 +279,13 @@ class SongMaker:
         genre = GENRES[score.genre]
         beat_s = score.tempo.seconds(score.meter.beat_ticks)
 
-        raw_dry = {p.name: self.renderer.render(score, p, n_frames) for p in score.parts}
-        dry = {k: quantize24(v) for k, v in raw_dry.items()}
         side = 1.0 if rng("pan").random() < 0.5 else -1.0
-        raw_wet, wet, stems_meta = {}, {}, []
+        dry, wet, stats, stems_meta = {}, {}, {}, []
         for part in score.parts:
+            raw = self.renderer.render(score, part, n_frames)
+            stats[part.name] = {"dry": quality.signal_stats(raw)}
+            dry[part.name] = quantize24(raw)  # the wet stem is made from exactly what dry/<stem>.flac holds
+            del raw
             dry_lufs = loudness(dry[part.name], sr)
             if dry_lufs is None:
                 raise GateRejected("audio", [f"dry stem {part.name} is silent"])
@@ -291,8 +293,10 @@ class SongMaker:
             if part.role not in ("drums", "bass", "melody"):
                 pan_side, side = side, -side
             fx = mixing.sample_stem_fx(genre.mix, part.role, beat_s, dry_lufs, rng("mix", part.name), pan_side)
-            raw_wet[part.name] = mixing.apply_stem_fx(dry[part.name], fx, sr)
-            wet[part.name] = quantize24(raw_wet[part.name])
+            raw = mixing.apply_stem_fx(dry[part.name], fx, sr)
+            stats[part.name]["wet"] = quality.signal_stats(raw)
+            wet[part.name] = quantize24(raw)
+            del raw
             stems_meta.append((part, fx, dry_lufs))
         bus = mixing.sum_stems([wet[p.name] for p in score.parts])
         bus_lufs = loudness(bus, sr)
@@ -301,7 +305,7 @@ class SongMaker:
         master = mixing.sample_master_fx(genre.mix, bus_lufs, rng("master"))
         raw_mix = mixing.apply_master(bus, master, sr)
         frames_per_tick = music_frames / score.end_tick
-        reasons, audio_metrics = quality.audio(score, frames_per_tick, raw_dry, raw_wet, raw_mix, s.quality)
+        reasons, audio_metrics = quality.audio(score, frames_per_tick, stats, wet, raw_mix, s.quality)
         if reasons:
             raise GateRejected("audio", reasons)
         mix = quantize24(raw_mix)

@@ -1,0 +1,178 @@
+"""FluidSynth rendering: onset timing, state independence, soundfont loading, errors, encoding exactness."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemlab.errors import StemlabError
+from stemlab.synth import instruments as gm
+from stemlab.synth.instruments import DRUM_KITS, MELODIC
+from stemlab.synth.midi import part_midi
+from stemlab.synth.render import Renderer, check_soundfonts
+from stemlab.synth.score import Note, Part, Score, SectionSpan
+from stemlab.synth.song import quantize24
+from stemlab.synth.timing import PPQ, Meter, Swing, Tempo
+
+SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+pytestmark = pytest.mark.skipif(not Path(SF2).is_file(), reason="needs Debian fluid-soundfont-gm")
+SR = 44_100
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    with Renderer([SF2]) as r:
+        yield r
+
+
+def _score(parts: list[Part], bars: int, bpm: float = 97.3) -> Score:
+    meter = Meter(4, 4)
+    end = bars * meter.bar_ticks
+    return Score("pop", 0, "major", meter, Tempo.from_beat_bpm(bpm, meter), Swing(0.5, 0),
+                 [SectionSpan(0, "verse", 0, 0, bars, 0, end, ("I",))], [], parts)
+
+
+def _clicks(key: int, ticks: list[int]) -> Part:
+    notes = [Note(t, t + 30, key, 110) for t in ticks]
+    return Part("percussion", "percussion", DRUM_KITS[0], "aux", SF2, False, [0], notes)
+
+
+def _onsets(audio: np.ndarray, n: int) -> list[int]:
+    """First non-zero frame after each stretch of >= 2000 exactly silent frames."""
+    loud = np.any(audio != 0, axis=1)
+    out, quiet = [], 2000
+    for i, v in enumerate(loud):
+        if v and quiet >= 2000:
+            out.append(i)
+        quiet = 0 if v else quiet + 1
+    assert len(out) == n, f"expected {n} separated clicks, found {len(out)}"
+    return out
+
+
+@pytest.mark.parametrize("key", [gm.KICK, gm.CLAP, gm.HI_BONGO, gm.CLAVES])  # voices that end before the next click
+def test_onsets_match_midi_within_1ms(renderer, key, tmp_path):
+    rng = np.random.default_rng(key)
+    # clicks 0.6-0.9 s apart at ticks that are not multiples of anything convenient, the first at 0
+    gaps = rng.integers(int(1.2 * PPQ), int(1.8 * PPQ), size=11)
+    ticks = [0] + list(np.cumsum(gaps) + rng.integers(0, 7, size=11))
+    part = _clicks(key, [int(t) for t in ticks])
+    score = _score([part], bars=int(ticks[-1] // (4 * PPQ)) + 2)
+    # the note-on times as the MIDI file states them, read back with mido
+    path = tmp_path / "clicks.mid"
+    path.write_bytes(part_midi(score, part, "clicks"))
+    now, midi_times = 0.0, []
+    for msg in mido.MidiFile(path):
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            midi_times.append(now)
+    n_frames = int((midi_times[-1] + 1.0) * SR)
+    audio = renderer.render(score, part, n_frames)
+    onsets = np.array(_onsets(audio, len(midi_times))) / SR
+    err_ms = np.abs(onsets - np.array(midi_times)) * 1000
+    assert err_ms.max() <= 1.0, err_ms
+
+
+def test_part_rendering_does_not_depend_on_what_was_rendered_before(renderer):
+    piano = Part("piano", "harmony", MELODIC[0], "block", SF2, False, [0],
+                 [Note(i * 240, i * 240 + 600, 60 + (i * 5) % 12, 90) for i in range(24)])
+    strings = Part("bowed_strings", "harmony", MELODIC[48], "pad", SF2, False, [0],
+                   [Note(0, 7000, p, 100) for p in (48, 55, 64, 67)])
+    score = _score([piano, strings], bars=4)
+    first = renderer.render(score, piano, 90_000)
+    renderer.render(score, strings, 70_001)  # odd length: block phase must not leak either
+    again = renderer.render(score, piano, 90_000)
+    assert np.array_equal(first, again)
+    assert np.any(first != 0)
+
+
+RCHAR_SCRIPT = """
+import sys
+from pathlib import Path
+from stemlab.synth.instruments import MELODIC
+from stemlab.synth.render import Renderer
+from stemlab.synth.score import Note, Part, Score, SectionSpan
+from stemlab.synth.timing import Meter, Swing, Tempo
+
+def rchar():
+    return next(int(l.split()[1]) for l in Path("/proc/self/io").read_text().splitlines() if l.startswith("rchar"))
+
+sf2 = sys.argv[1]
+before = rchar()
+r = Renderer([sf2])
+loaded = rchar() - before
+m = Meter(4, 4)
+parts = [Part("piano", "harmony", MELODIC[p], "block", sf2, False, [0], [Note(0, 480, 60, 90)]) for p in (0, 25, 40, 73)]
+score = Score("pop", 0, "major", m, Tempo.from_beat_bpm(120, m), Swing(0.5, 0), [SectionSpan(0, "verse", 0, 0, 1, 0, 1920, ("I",))], [], parts)
+before = rchar()
+for p in parts:
+    r.render(score, p, 30_000)
+print(loaded, (rchar() - before) / len(parts), r.synths_created)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
+def test_soundfont_is_read_once_per_worker_not_per_part():
+    """A fresh process reads the soundfont once; rendering parts afterwards re-reads < 2 % of it."""
+    out = subprocess.run([sys.executable, "-c", RCHAR_SCRIPT, SF2], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(REPO / "scripts"), "PATH": "/usr/bin:/bin"})
+    loaded, per_part, synths = out.stdout.split()
+    size = Path(SF2).stat().st_size
+    assert int(loaded) >= size
+    assert float(per_part) < 0.02 * size, f"each part re-read {float(per_part) / 1e6:.1f} MB of the soundfont"
+    assert int(synths) == 4
+
+
+def test_missing_soundfont_is_one_line_naming_key_and_package(tmp_path):
+    with pytest.raises(StemlabError) as exc:
+        check_soundfonts([SF2, str(tmp_path / "nope.sf2")])
+    msg = str(exc.value)
+    assert "synth.soundfonts" in msg and "fluid-soundfont-gm" in msg and "nope.sf2" in msg and "\n" not in msg
+    proc = subprocess.run(
+        [sys.executable, "-m", "stemlab.synth", "generate", "--count", "1", "--out", str(tmp_path / "out"),
+         "--soundfont", str(tmp_path / "nope.sf2")],
+        capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO / "scripts"), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "synth.soundfonts" in lines[-1] and "fluid-soundfont-gm" in lines[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_soundfont_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.sf2"
+    bad.write_bytes(b"RIFF....not a soundfont")
+    with pytest.raises(StemlabError, match="synth.soundfonts"):
+        Renderer([str(bad)])
+
+
+def test_quantize24_is_exactly_what_flac_stores():
+    x = (np.random.default_rng(3).standard_normal((50_000, 2)) * 0.5).astype(np.float32)
+    x[:6, 0] = [1.0, -1.0, 1.7, -3.0, 0.5 / 2**23, 2.5 / 2**23]
+    buf = io.BytesIO()
+    sf.write(buf, x, SR, format="FLAC", subtype="PCM_24")
+    buf.seek(0)
+    back, _ = sf.read(buf, dtype="float32")
+    assert np.array_equal(quantize24(x), back)
+    assert np.array_equal(quantize24(back), back)
+
+
+def test_fast_loudness_matches_pyloudnorm():
+    import pyloudnorm
+
+    from stemlab.synth.loudness import integrated_loudness
+
+    rng = np.random.default_rng(0)
+    for n in (30_000, 300_000):
+        x = rng.standard_normal((n, 2)) * 0.1 * np.linspace(0, 1, n)[:, None] ** 2
+        x[: n // 4] *= 1e-4  # quiet start: exercises both gates
+        ref = pyloudnorm.Meter(SR).integrated_loudness(x)
+        assert abs(integrated_loudness(x.astype(np.float32), SR) - ref) < 1e-4
+    assert integrated_loudness(np.zeros((SR, 2), np.float32), SR) == float("-inf")
