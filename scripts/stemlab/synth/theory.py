@@ -80,7 +80,15 @@ class Chord:
         return (tonic + self.root) % 12
 
     def symbol(self, tonic: int, mode: str) -> str:
-        return pc_name(self.root_pc(tonic), tonic, mode) + SYMBOL_SUFFIX[self.quality]
+        """'Bb7', 'F#m': roots outside the key follow the numeral's accidental, others the key signature."""
+        pc = self.root_pc(tonic)
+        if self.roman.startswith("b"):
+            name = FLAT_NAMES[pc]
+        elif self.roman.startswith("#"):
+            name = SHARP_NAMES[pc]
+        else:
+            name = pc_name(pc, tonic, mode)
+        return name + SYMBOL_SUFFIX[self.quality]
 
 
 def parse_roman(token: str, mode: str) -> Chord:

@@ -1,0 +1,169 @@
+"""Whole songs in process: FX re-application, stems -> mix, MIDI vs audio length, the quality gate,
+the song.json contract."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stemlab.errors import StemlabError
+from stemlab.synth import mixing, quality
+from stemlab.synth.render import Renderer
+from stemlab.synth.song import GateRejected, SongMaker, SynthSettings, quantize24, write_song
+from stemlab.taxonomy import STEMS
+
+SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
+pytestmark = pytest.mark.skipif(not Path(SF2).is_file(), reason="needs Debian fluid-soundfont-gm")
+SETTINGS = SynthSettings(seed=11, duration_s=(5.0, 7.0), tail_s=1.5, other_parts=(2, 4), soundfonts=(SF2,))
+
+
+@pytest.fixture(scope="module")
+def maker():
+    r = Renderer([SF2])
+    yield SongMaker(SETTINGS, r)
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def songs(maker, tmp_path_factory):
+    """Three songs written to disk: (song dir, song.json) each."""
+    root = tmp_path_factory.mktemp("songs")
+    out = []
+    for index in (0, 4, 8):  # three different genres
+        song = maker.make(index)
+        write_song(song, root / song.meta["id"], SETTINGS.outputs)
+        out.append((root / song.meta["id"], json.loads((root / song.meta["id"] / "song.json").read_text())))
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    data, sr = sf.read(path, dtype="float32", always_2d=True)
+    assert sr == 44100
+    return data
+
+
+def test_reapplying_fx_from_song_json_reproduces_wet_stems_bit_for_bit(songs):
+    for song_dir, meta in songs:
+        for stem in meta["stems"]:
+            dry = _read(song_dir / stem["files"]["dry"])
+            wet = _read(song_dir / stem["files"]["wet"])
+            again = quantize24(mixing.apply_stem_fx(dry, stem["fx"], meta["sample_rate"]))
+            assert np.array_equal(again, wet), f"{meta['id']} {stem['name']}"
+            assert not np.array_equal(dry, wet)  # the chain really processed something
+
+
+def test_mix_is_the_master_bus_of_the_sum_of_the_saved_wet_stems(songs):
+    """The reference generator saved stems before gain/pan (median -5.4 dB error against the mix)."""
+    for song_dir, meta in songs:
+        wet = [_read(song_dir / s["files"]["wet"]) for s in meta["stems"]]
+        bus = mixing.sum_stems(wet)
+        mix = _read(song_dir / meta["mix"])
+        assert np.array_equal(quantize24(mixing.apply_master(bus, meta["master_fx"], 44100)), mix)
+        # the dry stems (no gain, EQ, pan...) through the same master do not give the mix
+        dry = mixing.sum_stems([_read(song_dir / s["files"]["dry"]) for s in meta["stems"]])
+        assert not np.array_equal(quantize24(mixing.apply_master(dry, meta["master_fx"], 44100)), mix)
+        assert all(len(w) == meta["n_frames"] for w in wet) and len(mix) == meta["n_frames"]
+
+
+def test_midi_never_runs_past_the_audio(songs):
+    for song_dir, meta in songs:
+        audio_end = meta["n_frames"] / meta["sample_rate"]
+        for stem in meta["stems"]:
+            mid = mido.MidiFile(song_dir / stem["files"]["midi"])
+            assert mid.ticks_per_beat == meta["midi"]["ticks_per_beat"]
+            now, last_off, n_on = 0.0, 0.0, 0
+            for msg in mid:
+                now += msg.time
+                if msg.type == "note_on" and msg.velocity > 0:
+                    n_on += 1
+                elif msg.type in ("note_off", "note_on"):
+                    last_off = now
+            assert n_on == stem["n_notes"]
+            assert last_off <= meta["music_end_s"] + 1e-6 < audio_end
+            assert mid.length <= audio_end
+            assert abs(mid.length - meta["music_end_s"]) < 1e-6  # the file ends with the last bar
+
+
+def test_song_json_contract(songs):
+    for song_dir, meta in songs:
+        for key in ("id", "corpus", "split", "sample_rate", "n_frames", "genre", "tempo_bpm", "time_signature", "key",
+                    "mode", "swing", "beats", "downbeats", "arrangement", "chords", "stems", "mix", "mix_loudness_lufs",
+                    "master_fx", "quality", "attempt", "versions", "render"):
+            assert key in meta, key
+        assert meta["corpus"] == "synthetic" and meta["id"] == song_dir.name
+        assert meta["split"] in ("train", "valid", "test")
+        assert isinstance(meta["time_signature"], list) and len(meta["time_signature"]) == 2
+        names = [s["name"] for s in meta["stems"]]
+        assert names == sorted(names, key=STEMS.index) and {"drums", "bass"} <= set(names)
+        for s in meta["stems"]:
+            assert s["category"] in STEMS and s["role"] in ("drums", "bass", "harmony", "melody", "counter", "percussion")
+            assert set(s["files"]) == {"wet", "dry", "midi"} and all((song_dir / f).is_file() for f in s["files"].values())
+            assert math.isfinite(s["loudness_lufs"]) and math.isfinite(s["dry_loudness_lufs"])
+            assert s["soundfont"] == Path(SF2).name and s["fx"]["chain"][-1]["stage"] == "fader"
+        assert -25 < meta["mix_loudness_lufs"] < -5
+        assert meta["versions"]["soundfonts"][0]["sha256"]
+        assert json.dumps(meta, allow_nan=False)
+
+
+def test_outputs_subset_changes_no_other_byte(maker, tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    write_song(maker.make(2), full, SETTINGS.outputs)
+    few = SongMaker(dataclasses.replace(SETTINGS, outputs=("mix", "midi")), maker.renderer, maker.digests)
+    write_song(few.make(2), part, few.settings.outputs)
+    assert not (part / "wet").exists() and not (part / "dry").exists()
+    assert (full / "mix.flac").read_bytes() == (part / "mix.flac").read_bytes()
+    a, b = json.loads((full / "song.json").read_text()), json.loads((part / "song.json").read_text())
+    for s in b["stems"]:
+        assert s["files"]["wet"] is None and s["files"]["dry"] is None
+        s["files"] = None
+    for s in a["stems"]:
+        s["files"] = None
+    assert a == b
+
+
+def test_quality_gate_rerolls_with_a_derived_seed(maker, monkeypatch):
+    real = quality.symbolic
+    calls = []
+
+    def reject_first(score, cfg):
+        calls.append(score)
+        reasons, metrics = real(score, cfg)
+        return (["forced rejection for the test"] if len(calls) == 1 else reasons), metrics
+
+    monkeypatch.setattr(quality, "symbolic", reject_first)
+    song = maker.make(3)
+    assert song.meta["attempt"] == 1 and song.meta["quality"]["attempt"] == 1
+    assert song.meta["quality"]["rejected"] == [{"attempt": 0, "stage": "symbolic", "reasons": ["forced rejection for the test"]}]
+    monkeypatch.setattr(quality, "symbolic", real)
+    direct = maker.attempt(3, 1)  # the re-roll is exactly attempt 1 of this song
+    assert np.array_equal(direct.mix, song.mix)
+    assert [p.notes for p in maker.compose(3, 0).parts] != [p.notes for p in maker.compose(3, 1).parts]
+
+
+def test_audio_gate_rejects_clipping_and_silence(maker, monkeypatch):
+    score = maker.compose(1, 0)
+    loud = {p.name: {"dry": (1.2, 0.0), "wet": (0.5, 0.0)} for p in score.parts}
+    wet = {p.name: np.full((44100 * 20, 2), 0.1, np.float32) for p in score.parts}
+    wet["bass"][:] = 0.0
+    mix = np.full((44100 * 20, 2), 0.0, np.float32)
+    reasons, _ = quality.audio(score, 1.0, loud, wet, mix, quality.QualityConfig())
+    text = " | ".join(reasons)
+    assert "dry stem drums clips" in text and "wet stem bass is silent" in text and "mix is silent" in text
+
+
+def test_a_song_failing_every_attempt_is_a_one_line_error(maker, monkeypatch):
+    def always(index, attempt):
+        raise GateRejected("audio", [f"mix clips (attempt {attempt})"])
+
+    monkeypatch.setattr(maker, "attempt", always)
+    with pytest.raises(StemlabError) as exc:
+        maker.make(5)
+    msg = str(exc.value)
+    assert "syn-000005" in msg and "synth.max_attempts" in msg and "\n" not in msg
