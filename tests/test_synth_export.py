@@ -53,8 +53,8 @@ def test_audiofolder_loads_offline(songs, tmp_path, monkeypatch):
     mix, sr = sf.read(songs[0] / "mix.flac", dtype="float32")
     assert row["audio"]["sampling_rate"] == sr
     np.testing.assert_allclose(row["audio"]["array"], mix.mean(axis=1), atol=1e-4)
-    assert row["stem_names"] == ["wind", "bass"]
-    assert len(row["stems"]) == 2 and len(row["dry_stems"]) == 2
+    assert row["stem_names"] == ["wind", "bass", "drums"]
+    assert len(row["stems"]) == 3 and len(row["dry_stems"]) == 3
     bass, _ = sf.read(songs[0] / "wet" / "bass.flac", dtype="float32")
     np.testing.assert_allclose(row["stems"][1]["array"], bass.mean(axis=1), atol=1e-4)
     assert row["beats"][:2] == pytest.approx([0.5, 1.0])

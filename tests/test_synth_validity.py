@@ -100,6 +100,9 @@ def make_song(root: Path, *, beat_offset: float = 0.0, genre: str = "pop", song_
         )
     mix = click_track(beats + beat_offset, duration)
     sf.write(song / "mix.flac", np.stack([mix, mix], 1), SR)
+    for kind in ("wet", "dry"):
+        sf.write(song / kind / "drums.flac", np.stack([mix, mix], 1), SR)
+    stems.append({"name": "drums", "category": "drums", "role": "drums", "files": {"wet": "wet/drums.flac", "dry": "dry/drums.flac", "midi": None}})
     meta = {
         "id": song_id,
         "genre": genre,
@@ -148,6 +151,18 @@ def test_beat_scores_window_and_trim():
     assert validity.beat_scores(ref, est, trim=0.0)["beat_f"] < 0.8
     with pytest.raises(ValueError):
         validity.beat_scores([1.0, 2.0], [1.0], trim=5.0)
+    # beats a tracker extrapolates into the tail after the last annotated beat are not scored
+    tail = np.concatenate([ref, np.arange(20.0, 25.0, 0.5)])
+    assert validity.beat_scores(ref, tail)["beat_f"] == 1.0
+
+
+def test_metrical_level_diagnostic():
+    ref = np.arange(0.0, 30.0, 0.5)
+    assert validity.best_metrical_level(ref, (ref + 0.25)[:-1]) == ("offbeat", 1.0)
+    assert validity.best_metrical_level(ref, np.arange(0.0, 29.6, 0.25)) == ("double", 1.0)
+    assert validity.best_metrical_level(ref, ref[1::2])[0] == "half_even"
+    assert validity.best_metrical_level(ref, ref) == ("annotated", 1.0)
+    assert validity.beat_scores(ref, ref + 0.25)["beat_f"] == 0.0  # the plain measure is not relaxed
 
 
 @pytest.mark.parametrize("tracker", ["essentia", "librosa"])
@@ -217,20 +232,26 @@ def test_bass_register_is_tracked():
 
 def test_analyze_song_and_summary(tmp_path):
     params = validity.ValidityParams()
-    good = validity.analyze_song(make_song(tmp_path, song_id="a"), params)
-    assert good["beat_f"] >= 0.95
+    good_out = validity.analyze_song(make_song(tmp_path, song_id="a"), params)
+    good = good_out["song"]
+    assert [(s["stem"], s["notes"], s["correct"]) for s in good_out["stems"]] == [("bass", len(BASS), len(BASS)), ("wind", len(MELODY), len(MELODY))]
+    assert good["beat_f"] >= 0.95 and good["beat_f_drums"] >= 0.95 and good["tracked_level"] == "annotated"
     assert good["melody_notes"] == len(MELODY) and good["melody_correct"] == len(MELODY)
     assert good["bass_notes"] == len(BASS) and good["bass_correct"] == len(BASS)
     # annotations 100 ms off the audio (the kind of bug this table exists to catch) fail the beat check
-    shifted = validity.analyze_song(make_song(tmp_path, beat_offset=0.1, genre="jazz", song_id="b"), params)
+    shifted_out = validity.analyze_song(make_song(tmp_path, beat_offset=0.1, genre="jazz", song_id="b"), params)
+    shifted = shifted_out["song"]
     assert shifted["beat_f"] < 0.3
 
-    table = validity.summarize(pd.DataFrame([good, shifted]), params.roles)
+    stems = pd.DataFrame(good_out["stems"] + shifted_out["stems"])
+    table = validity.summarize(pd.DataFrame([good, shifted]), params.roles, stems)
     rows = table.set_index("group")
     assert rows.loc["overall", "n_songs"] == 2
     assert rows.loc["genre=pop", "beat_f"] >= 0.95 and rows.loc["genre=jazz", "beat_f"] < 0.3
     assert rows.loc["overall", "melody_note_accuracy"] == 1.0
     assert rows.loc["time_signature=4/4", "n_songs"] == 2
+    assert rows.loc["melody:category=wind", "melody_notes"] == 2 * len(MELODY)
+    assert rows.loc["bass:category=bass", "bass_note_accuracy"] == 1.0
 
 
 def test_song_without_beats_is_one_line_error(tmp_path):

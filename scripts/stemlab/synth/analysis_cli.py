@@ -75,8 +75,8 @@ def cmd_validity(args: argparse.Namespace) -> int:
             "or generate more songs (synth.songs)"
         )
     log.info("validity: %d of %d songs (splits %s), params %s", len(chosen), len(songs), ",".join(args.splits), validity.params_to_json(params))
-    rows = validity.analyze_songs(chosen["song_dir"].tolist(), params, workers=args.workers)
-    summary = validity.summarize(rows, params.roles)
+    rows, stems = validity.analyze_songs(chosen["song_dir"].tolist(), params, workers=args.workers)
+    summary = validity.summarize(rows, params.roles, stems)
     _write_csv(rows, args.songs_out)
     _write_csv(summary, args.out)
     with pd.option_context("display.width", 200, "display.max_columns", 30):

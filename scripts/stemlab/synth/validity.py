@@ -80,12 +80,25 @@ def match_events(reference: Sequence[float], estimated: Sequence[float], window:
     return hits
 
 
+def scoring_span(reference: Sequence[float], trim: float) -> tuple[float, float]:
+    """The span both beat sequences are scored on: from `trim` seconds (MIREX) to half a beat after
+    the last annotated beat. A song's annotation ends with its music; the release/FX tail after it
+    has no beats, and trackers extrapolate beats into it."""
+    ref = np.sort(np.asarray(reference, dtype=float))
+    period = float(np.median(np.diff(ref))) if len(ref) > 1 else 0.0
+    return trim, (float(ref[-1]) + period / 2 if len(ref) else trim)
+
+
 def beat_scores(
     reference: Sequence[float], estimated: Sequence[float], window: float = 0.07, trim: float = 5.0
 ) -> dict[str, float]:
-    """F-measure, precision and recall of estimated beats (seconds) against reference beats."""
-    ref = trim_beats(reference, trim)
-    est = trim_beats(estimated, trim)
+    """F-measure, precision and recall of estimated beats (seconds) against reference beats, both
+    restricted to scoring_span(reference, trim)."""
+    lo, hi = scoring_span(reference, trim)
+    ref = np.asarray(reference, dtype=float)
+    est = np.asarray(estimated, dtype=float)
+    ref = ref[(ref >= lo) & (ref <= hi)]
+    est = est[(est >= lo) & (est <= hi)]
     if len(ref) == 0:
         raise ValueError(f"no reference beats after {trim} s: the excerpt is too short to score")
     hits = match_events(ref, est, window)
@@ -93,6 +106,41 @@ def beat_scores(
     recall = hits / len(ref)
     f = 0.0 if hits == 0 else 2 * precision * recall / (precision + recall)
     return {"beat_f": f, "beat_precision": precision, "beat_recall": recall, "n_ref_beats": len(ref), "n_est_beats": len(est)}
+
+
+def metrical_variants(reference: Sequence[float]) -> dict[str, np.ndarray]:
+    """The annotated beats at other metrical levels (as in the continuity-based beat measures):
+    double tempo, half tempo on either phase, and the off-beats."""
+    ref = np.sort(np.asarray(reference, dtype=float))
+    mids = (ref[:-1] + ref[1:]) / 2
+    return {
+        "annotated": ref,
+        "double": np.sort(np.concatenate([ref, mids])),
+        "half_odd": ref[0::2],
+        "half_even": ref[1::2],
+        "offbeat": mids,
+    }
+
+
+def best_metrical_level(
+    reference: Sequence[float], estimated: Sequence[float], window: float = 0.07, trim: float = 5.0
+) -> tuple[str, float]:
+    """Which metrical variant of the annotation the tracker followed, and its F-measure (diagnostic:
+    a tracker locked to the off-beat or to double tempo scores 0 / 0.67 on the plain measure even
+    when the annotation is exact)."""
+    lo, hi = scoring_span(reference, trim)
+    est = np.asarray(estimated, dtype=float)
+    est = est[(est >= lo) & (est <= hi)]
+    best = ("annotated", -1.0)
+    for name, ref in metrical_variants(reference).items():
+        ref = ref[(ref >= lo) & (ref <= hi)]
+        if len(ref) == 0:
+            continue
+        hits = match_events(ref, est, window)
+        f = 0.0 if hits == 0 else 2 * hits / (len(ref) + len(est))
+        if f > best[1] + 1e-12:
+            best = (name, f)
+    return best[0], max(best[1], 0.0)
 
 
 def track_beats(mono: np.ndarray, sr: int, tracker: str = "essentia") -> np.ndarray:
@@ -194,54 +242,85 @@ def load_song(song_dir: str | os.PathLike[str]) -> dict:
 
 
 def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> dict:
-    """Beat and pitch scores of one canonical song directory, as one flat row."""
+    """Beat and pitch scores of one canonical song directory: {"song": flat row, "stems": [row per
+    analysed monophonic stem]}."""
     song_dir = Path(song_dir)
     meta = load_song(song_dir)
+    song_id = str(meta.get("id", song_dir.name))
     row: dict = {
-        "song_id": meta.get("id", song_dir.name),
+        "song_id": song_id,
         "genre": meta.get("genre", ""),
         "time_signature": _time_signature(meta.get("time_signature")),
         "tempo_bpm": meta.get("tempo_bpm"),
         "split": meta.get("split", ""),
     }
-    mix, sr = _mono(song_dir / "mix.flac")
+    mix, sr = _mono(song_dir / (meta.get("mix") or "mix.flac"))
     row["duration_s"] = len(mix) / sr
     beats = meta.get("beats")
     if not beats:
         raise StemlabError(f"{song_dir / 'song.json'}: no 'beats' annotation; regenerate the shard")
     estimated = track_beats(mix, sr, params.beat_tracker)
     row.update(beat_scores(beats, estimated, params.beat_window_s, params.beat_trim_s))
+    row["tracked_level"], row["beat_f_tracked_level"] = best_metrical_level(
+        beats, estimated, params.beat_window_s, params.beat_trim_s
+    )
+    # the same tracker on the drum stem alone: separates annotation errors from tracker errors
+    row["beat_f_drums"] = math.nan
+    for stem in meta.get("stems", []):
+        wet = (stem.get("files") or {}).get("wet")
+        if stem.get("role") == "drums" and wet:
+            drums, drums_sr = _mono(song_dir / wet)
+            row["beat_f_drums"] = beat_scores(
+                beats, track_beats(drums, drums_sr, params.beat_tracker), params.beat_window_s, params.beat_trim_s
+            )["beat_f"]
+            break
 
+    stem_rows = []
     for role, (fmin, fmax) in params.roles.items():
         counts = {"correct": 0, "wrong": 0, "unvoiced": 0}
         stems, skipped = [], []
         for stem in meta.get("stems", []):
             if stem.get("role") != role:
                 continue
-            files = stem.get("files", {})
+            files = stem.get("files") or {}
             if not files.get("midi") or not files.get(params.stem_audio):
                 skipped.append(f"{stem['name']}:no-{params.stem_audio}-or-midi")
                 continue
             notes = read_notes(song_dir / files["midi"])
             if not notes:
                 continue
-            if not is_monophonic(notes):
+            if stem.get("monophonic") is False or not is_monophonic(notes):
                 skipped.append(f"{stem['name']}:polyphonic")
                 continue
             audio, stem_sr = _mono(song_dir / files[params.stem_audio])
             times, midi = track_pitch(audio, stem_sr, fmin, fmax, params)
-            for verdict in note_results(
+            verdicts = note_results(
                 times, midi, notes, params.pitch_tolerance_semitones, params.note_core, params.min_voiced_fraction
-            ):
-                counts[verdict] += 1
+            )
+            stem_counts = {v: verdicts.count(v) for v in counts}
+            for v, n in stem_counts.items():
+                counts[v] += n
             stems.append(stem["name"])
+            instrument = stem.get("instrument")
+            stem_rows.append(
+                {
+                    "song_id": song_id,
+                    "genre": row["genre"],
+                    "stem": stem["name"],
+                    "role": role,
+                    "category": stem.get("category", stem["name"]),
+                    "instrument": instrument.get("name", "") if isinstance(instrument, dict) else str(instrument or ""),
+                    "notes": len(verdicts),
+                    **stem_counts,
+                }
+            )
         row[f"{role}_stems"] = ",".join(stems)
         row[f"{role}_skipped"] = ",".join(skipped)
         row[f"{role}_notes"] = sum(counts.values())
         row[f"{role}_correct"] = counts["correct"]
         row[f"{role}_wrong"] = counts["wrong"]
         row[f"{role}_unvoiced"] = counts["unvoiced"]
-    return row
+    return {"song": row, "stems": stem_rows}
 
 
 def _time_signature(value: object) -> str:
@@ -253,15 +332,19 @@ def _time_signature(value: object) -> str:
 # --------------------------------------------------------------------------- table
 
 
-def summarize(songs: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
-    """Per genre, per time signature class and overall: mean beat scores over songs, note accuracy
-    pooled over notes (correct / all notes of monophonic stems of that role)."""
+def summarize(songs: pd.DataFrame, roles: Iterable[str], stems: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per genre, per time signature and overall: mean beat scores over songs; note accuracy pooled
+    over notes (correct / all notes of the role's monophonic stems). With `stems`, also one row per
+    (role, stem category) with that group's note accuracy only."""
     roles = list(roles)
+    beat_cols = ("beat_f", "beat_precision", "beat_recall", "beat_f_tracked_level", "beat_f_drums")
 
     def block(label: str, part: pd.DataFrame) -> dict:
         out: dict = {"group": label, "n_songs": len(part)}
-        for col in ("beat_f", "beat_precision", "beat_recall"):
-            out[col] = float(part[col].mean()) if len(part) else math.nan
+        for col in beat_cols:
+            out[col] = float(part[col].mean()) if len(part) and col in part else math.nan
+        if "tracked_level" in part and len(part):
+            out["tracked_not_annotated_level"] = int((part["tracked_level"] != "annotated").sum())
         for role in roles:
             n = int(part[f"{role}_notes"].sum())
             out[f"{role}_note_accuracy"] = float(part[f"{role}_correct"].sum()) / n if n else math.nan
@@ -272,7 +355,20 @@ def summarize(songs: pd.DataFrame, roles: Iterable[str]) -> pd.DataFrame:
     rows = [block(f"genre={g}", part) for g, part in songs.groupby("genre", sort=True)]
     rows += [block(f"time_signature={t}", part) for t, part in songs.groupby("time_signature", sort=True)]
     rows.append(block("overall", songs))
-    return pd.DataFrame(rows)
+    if stems is not None and len(stems):
+        for (role, category), part in stems.groupby(["role", "category"], sort=True):
+            n = int(part["notes"].sum())
+            out = {"group": f"{role}:category={category}", "n_songs": int(part["song_id"].nunique())}
+            out[f"{role}_note_accuracy"] = float(part["correct"].sum()) / n if n else math.nan
+            out[f"{role}_notes"] = n
+            out[f"{role}_unvoiced"] = int(part["unvoiced"].sum())
+            rows.append(out)
+    table = pd.DataFrame(rows)
+    counts = ["n_songs", "tracked_not_annotated_level"] + [f"{r}_{c}" for r in roles for c in ("notes", "unvoiced")]
+    for col in counts:
+        if col in table:
+            table[col] = table[col].astype("Int64")
+    return table
 
 
 def params_to_json(params: ValidityParams) -> str:
@@ -297,8 +393,10 @@ def _analyze(job: tuple[str, ValidityParams]) -> dict:
     return analyze_song(song_dir, params)
 
 
-def analyze_songs(song_dirs: Sequence[str | os.PathLike[str]], params: ValidityParams, workers: int = 1) -> pd.DataFrame:
-    """Rows of analyze_song for every directory, in input order, using `workers` processes."""
+def analyze_songs(
+    song_dirs: Sequence[str | os.PathLike[str]], params: ValidityParams, workers: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(songs, stems) tables of analyze_song for every directory, in input order, using `workers` processes."""
     from stemlab.logs import progress
 
     jobs = [(str(d), params) for d in song_dirs]
@@ -309,7 +407,9 @@ def analyze_songs(song_dirs: Sequence[str | os.PathLike[str]], params: ValidityP
 
         with ProcessPoolExecutor(max_workers=workers) as pool:
             rows = list(progress(pool.map(_analyze, jobs), desc="validity", total=len(jobs)))
-    return pd.DataFrame(rows)
+    stem_columns = ["song_id", "genre", "stem", "role", "category", "instrument", "notes", "correct", "wrong", "unvoiced"]
+    stems = pd.DataFrame([s for r in rows for s in r["stems"]], columns=stem_columns)
+    return pd.DataFrame([r["song"] for r in rows]), stems
 
 
 BEAT_F_TARGET = 0.95  # on 4/4 songs (issue 3 acceptance)
