@@ -134,6 +134,17 @@ def _scoped_torch_rng(device: torch.device, seed: int) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _closing_iterator(iterator: Iterator[Any]) -> Iterator[None]:
+    """Close a generator-based data pipeline (its prefetch threads) when the loop ends, however it ends."""
+    try:
+        yield
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
 def seeded_init(seed: int) -> contextlib.AbstractContextManager[None]:
     """Build models inside `with seeded_init(seed):` so their default initialisation is reproducible
     (torch's layers draw from the process-wide generator, which this scope seeds and then restores)."""
@@ -259,7 +270,7 @@ class Trainer:
             log.info("checkpoint %s", path)
             return path
 
-        with _StopRequest() as stop, contextlib.closing(bar):
+        with _StopRequest() as stop, contextlib.closing(bar), _closing_iterator(batches):
             log.info("%s: training steps %d..%d on %s", self.desc, start + 1, cfg.steps, device)
             for step in range(start, cfg.steps):
                 t0 = time.monotonic()
