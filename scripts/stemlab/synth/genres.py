@@ -772,7 +772,7 @@ _add(
             PoolEntry(60, ("counter",), 1),
             PoolEntry(46, ("harmony",), 1),
             PoolEntry(6, ("harmony",), 0.5),
-            PoolEntry(9, ("melody",), 0.3),
+            PoolEntry(9, ("counter",), 0.3),
         ),
         melody_rhythm=RHYTHM_MEDIUM,
         melody_steps=STEPS_SMOOTH,
