@@ -15,6 +15,19 @@ CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema
 STEMLAB = f"PYTHONPATH={Path(workflow.basedir) / 'scripts'}${{PYTHONPATH:+:$PYTHONPATH}} python -m stemlab"
 
 
+def _uses_conda():
+    settings = workflow.deployment_settings
+    return settings is not None and any(m.name == "CONDA" for m in settings.deployment_method)
+
+
+# Without conda (profiles/local, tests), `python` in a rule is the interpreter that runs Snakemake
+# (the project's .venv), whatever the caller's PATH; with conda it is the rule's env.
+shell.prefix(
+    "set -euo pipefail; "
+    + ("" if _uses_conda() else f"export PATH={Path(sys.executable).parent}:$PATH; ")
+)
+
+
 # --------------------------------------------------------------------------- synthetic data
 
 
