@@ -17,7 +17,9 @@ STEMLAB = f"PYTHONPATH={Path(workflow.basedir) / 'scripts'}${{PYTHONPATH:+:$PYTH
 
 def _uses_conda():
     settings = workflow.deployment_settings
-    return settings is not None and any(m.name == "CONDA" for m in settings.deployment_method)
+    return settings is not None and any(
+        m.name == "CONDA" for m in settings.deployment_method
+    )
 
 
 # Without conda (profiles/local, tests), `python` in a rule is the interpreter that runs Snakemake
