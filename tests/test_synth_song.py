@@ -92,7 +92,16 @@ def test_midi_never_runs_past_the_audio(songs):
 
 
 def test_song_json_contract(songs):
+    import jsonschema
+
+    from stemlab.synth.schema import SONG_SCHEMA
+
     for song_dir, meta in songs:
+        jsonschema.validate(meta, SONG_SCHEMA)
+        broken = json.loads(json.dumps(meta))
+        del broken["arrangement"][0]["chords"]
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, SONG_SCHEMA)
         for key in ("id", "corpus", "split", "sample_rate", "n_frames", "genre", "tempo_bpm", "time_signature", "key",
                     "mode", "swing", "beats", "downbeats", "arrangement", "chords", "stems", "mix", "mix_loudness_lufs",
                     "master_fx", "quality", "attempt", "versions", "render"):

@@ -1,5 +1,7 @@
 """One synthetic song end to end: compose -> symbolic gate -> render -> mix -> audio gate -> files.
 
+song.json follows stemlab.synth.schema.SONG_SCHEMA.
+
 Everything about song `index` derives from (seed, index, attempt): the genre and split from
 (seed, index), all other choices from per-purpose generators rng(seed, "synth", index, attempt, ...).
 Nothing depends on the shard, the worker or what the process generated before.
@@ -362,6 +364,13 @@ class SongMaker:
             "mix_loudness_lufs": loudness(mix, sr),
             "mix_peak_dbfs": audio_metrics["mix_peak_dbfs"],
             "master_fx": master,
+            "generator": {
+                "genres": list(s.genres),
+                "duration_s": list(s.duration_s),
+                "other_parts": list(s.other_parts),
+                "tail_s": s.tail_s,
+                "max_attempts": s.max_attempts,
+            },
             "render": {
                 "engine": "fluidsynth",
                 "synth_gain": self.renderer.gain,
