@@ -42,14 +42,16 @@ def test_fault_only_for_the_named_rule_below_the_limit():
     check_memory_fault({"SLURM_JOB_ID": "7"}, fake_scontrol(RECORD))  # switch unset: no fault
 
 
-def test_switch_outside_slurm_is_an_error_not_a_silent_change():
-    with pytest.raises(StemlabError, match="not a SLURM job"):
-        check_memory_fault({FAULT_ENV: "synth_shard=3000"}, fake_scontrol(RECORD))
+def test_switch_does_nothing_outside_slurm_but_is_validated():
+    check_memory_fault({FAULT_ENV: "synth_shard=3000"}, fake_scontrol(RECORD))  # a localrule on the submit host
+    with pytest.raises(StemlabError, match="malformed"):
+        check_memory_fault({FAULT_ENV: "synth_shard"}, fake_scontrol(RECORD))
 
 
 def test_run_cli_reports_the_fault_as_one_line(monkeypatch, capsys):
     monkeypatch.setenv(FAULT_ENV, "synth_shard=3000")
-    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setattr("stemlab.faults._scontrol_job", fake_scontrol(RECORD))
     assert run_cli(lambda argv: 0, []) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
