@@ -376,7 +376,9 @@ CLASSICAL_MINOR = _g(
 # ----------------------------------------------------------------------------- melody
 RHYTHM_SPARSE = {"x...": 4, "x.x.": 2, "x..x": 0.5, "-...": 1, "x.--": 1, "-.x.": 1}
 RHYTHM_MEDIUM = {"x...": 2, "x.x.": 4, "x..x": 1, "xxx.": 0.5, "-.x.": 1.5, "x.xx": 1, "-...": 0.7}
-RHYTHM_BUSY = {"x.x.": 4, "xxxx": 1.5, "x.xx": 1.5, "xx.x": 1, "-.x.": 1, "x...": 1, "-...": 0.4}
+RHYTHM_BUSY = {"x.x.": 4, "xxxx": 0.7, "x.xx": 1.5, "xx.x": 1, "-.x.": 1, "x...": 1, "-...": 0.4}
+# swing phrasing is built from (swung) eighths: no sixteenth-note runs
+RHYTHM_SWING = {"x.x.": 5, "x...": 2, "-.x.": 2, "x.-.": 0.8, "-...": 0.5}
 STEPS_SMOOTH = {0: 0.8, 1: 4.0, -1: 4.0, 2: 1.6, -2: 1.6, 3: 0.5, -3: 0.5, 4: 0.35, -4: 0.35, 7: 0.1, -7: 0.1}
 STEPS_LEAPY = {0: 0.6, 1: 3.0, -1: 3.0, 2: 2.0, -2: 2.0, 3: 0.9, -3: 0.9, 4: 0.6, -4: 0.6, 5: 0.2, -5: 0.2, 7: 0.15, -7: 0.15}
 
@@ -601,7 +603,7 @@ _add(
             PoolEntry(73, ("melody", "counter"), 0.7),
             PoolEntry(16, ("harmony",), 0.5),
         ),
-        melody_rhythm=RHYTHM_BUSY,
+        melody_rhythm=RHYTHM_SWING,
         melody_steps=STEPS_LEAPY,
         chord_tone_prob=0.65,
         humanize_ticks=8,
