@@ -8,14 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from stemlab.synth import parts as gen
-from stemlab.taxonomy import STEMS
 from stemlab.synth.form import plan_form
 from stemlab.synth.genres import Genre, PoolEntry, check_genre
 from stemlab.synth.harmony import section_progression
+from stemlab.synth.sampling import weighted_choice
 from stemlab.synth.instruments import AUX_PERCUSSION, DRUM_KITS, MELODIC, Instrument
 from stemlab.synth.score import ChordSpan, Note, Part, Score, SectionSpan
 from stemlab.synth.theory import parse_roman
-from stemlab.synth.timing import PPQ, Meter, Swing, Tempo
+from stemlab.synth.timing import Meter, Swing, Tempo
+from stemlab.taxonomy import STEMS
 
 RngFactory = Callable[..., np.random.Generator]
 # (bank, program) pairs each soundfont provides; None = assume every GM preset exists
@@ -68,12 +69,6 @@ class ComposeParams:
     other_parts: tuple[int, int]  # how many parts besides drums and bass
 
 
-def _choice(rng: np.random.Generator, weights: Mapping) -> object:
-    keys = list(weights)
-    w = np.array([float(weights[k]) for k in keys])
-    return keys[int(rng.choice(len(keys), p=w / w.sum()))]
-
-
 def _has(presets: Presets | None, sf: str, inst: Instrument) -> bool:
     return presets is None or (inst.bank, inst.program) in presets[sf]
 
@@ -105,7 +100,7 @@ def choose_parts(
     if not add(kits[int(rng.integers(len(kits)))], "drums", str(meter)):
         raise ValueError("no soundfont provides a GM drum kit (bank 128)")
     basses = [MELODIC[p] for p in genre.bass_programs if any(_has(presets, sf, MELODIC[p]) for sf in soundfonts)]
-    if not basses or not add(basses[int(rng.integers(len(basses)))], "bass", str(_choice(rng, genre.bass_styles))):
+    if not basses or not add(basses[int(rng.integers(len(basses)))], "bass", str(weighted_choice(rng, genre.bass_styles))):
         raise ValueError("no soundfont provides the genre's bass programs")
 
     lo, hi = params.other_parts
@@ -131,7 +126,7 @@ def choose_parts(
         style = ""
         if role == "harmony":
             styles = comp_style_weights(genre, _instrument(entry), comp_styles)
-            style = str(_choice(rng, styles))
+            style = str(weighted_choice(rng, styles))
             comp_styles.append(style)
         elif role == "percussion":
             style = "aux"
@@ -197,7 +192,7 @@ def compose(
     """A full song. `rng(*purpose)` returns an independent generator for each purpose."""
     genre = check_genre(genre_name)
     r = rng("global")
-    meter_text = str(_choice(r, genre.meters))
+    meter_text = str(weighted_choice(r, genre.meters))
     num, den = (int(x) for x in meter_text.split("/"))
     meter = Meter(num, den)
     bpm = float(r.uniform(*(genre.compound_tempo if meter.compound else genre.tempo)))
@@ -205,7 +200,7 @@ def compose(
     swing_ratio = round(float(r.uniform(*genre.swing)), 3) if not meter.compound and den == 4 else 0.5
     unit = meter.beat_ticks if genre.swing_unit == "8th" else meter.beat_ticks // 2
     swing = Swing(swing_ratio, unit if swing_ratio != 0.5 else 0)
-    mode = str(_choice(r, genre.modes))
+    mode = str(weighted_choice(r, genre.modes))
     tonic = int(r.choice(12, p=np.array(genre.tonics) / sum(genre.tonics)))
     grammar = genre.grammars[mode]
 
@@ -213,7 +208,7 @@ def compose(
     bar_s = tempo.seconds(meter.bar_ticks)
     form = plan_form(duration / bar_s, rng("form"))
 
-    cpb = float(_choice(r, genre.chords_per_bar))
+    cpb = float(weighted_choice(r, genre.chords_per_bar))
     if cpb == 2 and (meter.bar_ticks % 2 or meter.beats_per_bar % 2):
         cpb = 1.0
     progressions: dict[str, list[str]] = {}
@@ -251,5 +246,3 @@ def compose(
         part.notes = _finish(notes, swing, score.end_tick, humanize, part.monophonic, rng("humanize", part.name))
     return score
 
-
-__all__ = ["ComposeParams", "compose", "PPQ"]

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stemlab.synth.genres import ChordGrammar
-
-
-def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    keys = list(weights)
-    w = np.array([weights[k] for k in keys], dtype=np.float64)
-    return keys[int(rng.choice(len(keys), p=w / w.sum()))]
+from stemlab.synth.sampling import weighted_choice
 
 
 def next_chord_weights(grammar: ChordGrammar, prev2: str | None, prev1: str) -> dict[str, float]:
@@ -34,7 +29,7 @@ def markov_chords(
             chord = start or grammar.tonic
         else:
             prev2 = context[-2] if len(context) >= 2 else None
-            chord = _choice(rng, next_chord_weights(grammar, prev2, context[-1]))
+            chord = weighted_choice(rng, next_chord_weights(grammar, prev2, context[-1]))
         seq.append(chord)
         context.append(chord)
     return seq
@@ -50,7 +45,7 @@ def section_progression(
         if section == "bridge":
             starts.pop(grammar.tonic, None)  # a bridge leaves home
             starts = starts or dict(grammar.first[grammar.tonic])
-        start = _choice(rng, starts)
+        start = weighted_choice(rng, starts)
     else:
         start = grammar.tonic
     loop_len = max(1, min(loop_len, n_chords))

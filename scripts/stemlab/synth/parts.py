@@ -13,6 +13,7 @@ import numpy as np
 
 from stemlab.synth import instruments as gm
 from stemlab.synth.genres import Genre
+from stemlab.synth.sampling import weighted_choice
 from stemlab.synth.score import ChordSpan, Note, Part, Score, SectionSpan
 from stemlab.synth.theory import Chord, degree_of, scale_pitches
 
@@ -60,12 +61,6 @@ def pattern_events(pattern: str) -> list[tuple[int, str, int]]:
 def generic_pattern(steps_per_beat: int, beats: int, symbols: str = "x") -> str:
     """One onset per beat (cycling through `symbols`), held to the next beat."""
     return "".join(symbols[b % len(symbols)] + "." * (steps_per_beat - 1) for b in range(beats))
-
-
-def weighted(rng: np.random.Generator, weights: dict) -> object:
-    keys = list(weights)
-    w = np.array([float(weights[k]) for k in keys])
-    return keys[int(rng.choice(len(keys), p=w / w.sum()))]
 
 
 def near(pc: int, ref: float, lo: int, hi: int) -> int:
@@ -384,7 +379,7 @@ def _rhythm(bars: int, score: Score, cells: dict[str, float], rng) -> list[tuple
     m = score.meter
     n_beats = bars * m.beats_per_bar
     while True:
-        text = "".join(str(weighted(rng, cells)) for _ in range(n_beats))
+        text = "".join(str(weighted_choice(rng, cells)) for _ in range(n_beats))
         if n_beats >= 4:
             text = text[: -m.steps_per_beat] + "-" + "." * (m.steps_per_beat - 1)
         ev = [(s, length) for s, _, length in pattern_events(text)]
@@ -420,7 +415,7 @@ class ScaleWalk:
     def walk(self, start: int, n: int, rng) -> list[int]:
         seq = [start]
         for _ in range(n - 1):
-            seq.append(int(weighted(rng, self.transition(seq[-1]))))
+            seq.append(int(weighted_choice(rng, self.transition(seq[-1]))))
         return seq
 
     def tonic_index_near(self, idx: int) -> int:
