@@ -66,6 +66,12 @@ def test_mix_is_the_master_bus_of_the_sum_of_the_saved_wet_stems(songs):
         bus = mixing.sum_stems(wet)
         mix = _read(song_dir / meta["mix"])
         assert np.array_equal(quantize24(mixing.apply_master(bus, meta["master_fx"], 44100)), mix)
+        # the faders carry the bus level as far as the hottest stem stays at -1 dBFS; the master trim
+        # makes up only the rest
+        trim = next(c["gain_db"] for c in meta["master_fx"]["chain"] if c["stage"] == "trim")
+        hottest = 20 * np.log10(max(float(np.max(np.abs(w))) for w in wet))
+        assert hottest <= -0.99
+        assert abs(trim) < 0.01 or (trim > 0 and hottest > -1.01), (trim, hottest)
         # the dry stems (no gain, EQ, pan...) through the same master do not give the mix
         dry = mixing.sum_stems([_read(song_dir / s["files"]["dry"]) for s in meta["stems"]])
         assert not np.array_equal(quantize24(mixing.apply_master(dry, meta["master_fx"], 44100)), mix)
@@ -115,7 +121,7 @@ def test_song_json_contract(songs):
             assert s["category"] in STEMS and s["role"] in ("drums", "bass", "harmony", "melody", "counter", "percussion")
             assert set(s["files"]) == {"wet", "dry", "midi"} and all((song_dir / f).is_file() for f in s["files"].values())
             assert math.isfinite(s["loudness_lufs"]) and math.isfinite(s["dry_loudness_lufs"])
-            assert s["soundfont"] == Path(SF2).name and s["fx"]["chain"][-1]["stage"] == "fader"
+            assert s["soundfont"] == Path(SF2).name and s["fx"]["chain"][0]["stage"] == "trim"
         assert -25 < meta["mix_loudness_lufs"] < -5
         assert meta["versions"]["soundfonts"][0]["sha256"]
         assert json.dumps(meta, allow_nan=False)

@@ -50,7 +50,9 @@ def _log_u(rng: np.random.Generator, lo: float, hi: float) -> float:
 def sample_stem_fx(
     style: MixStyle, role: str, beat_s: float, dry_lufs: float, rng: np.random.Generator, pan_side: float
 ) -> dict:
-    """One stem's chain: trim, EQ, compressor, saturation, chorus, delay, reverb, fader, then pan."""
+    """One stem's processing: a pedalboard chain (trim, EQ, compressor, saturation, chorus, delay, reverb),
+    then fader and pan. `fader_db` is the balance level of the role; `stage_faders` later shifts all
+    faders of a song by one amount so the stems sum to the mix bus level."""
     chain: list[dict] = [{"stage": "trim", "type": "Gain", "gain_db": _r(REFERENCE_LUFS - dry_lufs + rng.uniform(-1, 1), 3)}]
     hpf = HPF_HZ[role]
     chain.append({"stage": "eq", "type": "HighpassFilter", "cutoff_frequency_hz": _r(rng.uniform(*hpf), 2)})
@@ -138,7 +140,6 @@ def sample_stem_fx(
             }
         )
     level = ROLE_LEVEL_DB[role] + rng.uniform(-style.level_spread_db, style.level_spread_db)
-    chain.append({"stage": "fader", "type": "Gain", "gain_db": _r(level, 3)})
     if role in ("drums", "bass"):
         pan = 0.0
     elif role == "melody":
@@ -147,12 +148,40 @@ def sample_stem_fx(
         pan = pan_side * rng.uniform(0.3, 0.7)
     else:
         pan = pan_side * rng.uniform(0.2, 0.6)
-    return {"chain": chain, "pan": _r(pan, 3), "pan_law": PAN_LAW, "buffer_size": BUFFER_SIZE}
+    return {"chain": chain, "fader_db": _r(level, 3), "pan": _r(pan, 3), "pan_law": PAN_LAW, "buffer_size": BUFFER_SIZE}
 
 
-def sample_master_fx(style: MixStyle, bus_lufs: float, rng: np.random.Generator) -> dict:
-    """Master bus: subsonic filter, trim to the genre's target loudness, glue compressor, brick-wall limiter."""
-    target = _u(rng, style.mix_lufs, 2)
+def sample_mix_target(style: MixStyle, rng: np.random.Generator) -> float:
+    """Loudness (LUFS) the mix bus is brought to before the glue compressor and limiter."""
+    return _u(rng, style.mix_lufs, 2)
+
+
+def stage_faders(pres: list[np.ndarray], fxs: list[dict], target_lufs: float, sr: int, headroom_db: float = -1.0) -> tuple[float, float]:
+    """Shift every fader by one amount (keeping the balance) towards the mix target, as far as the
+    hottest stem stays below `headroom_db` dBFS (a wet stem must not clip when saved).
+
+    Returns (shift, bus loudness after the shift); the master trim makes up the rest. `fxs` is updated.
+    """
+    from stemlab.synth.loudness import integrated_loudness
+
+    bus = sum_stems([fader_pan(pre, fx) for pre, fx in zip(pres, fxs)])
+    bus_lufs = integrated_loudness(bus, sr)
+    del bus
+    room = math.inf
+    for pre, fx in zip(pres, fxs):
+        gains = stem_gains(fx)
+        peak = max(float(np.max(np.abs(pre[:, c]))) * g for c, g in enumerate(gains))
+        if peak > 0:
+            room = min(room, headroom_db - 20 * math.log10(peak))
+    shift = _r(min(target_lufs - bus_lufs, room), 3)
+    for fx in fxs:
+        fx["fader_db"] = _r(fx["fader_db"] + shift, 3)
+    return shift, bus_lufs + shift
+
+
+def sample_master_fx(style: MixStyle, target_lufs: float, bus_lufs: float, rng: np.random.Generator) -> dict:
+    """Master bus: subsonic filter, trim to the target loudness, glue compressor, brick-wall limiter."""
+    target = target_lufs
     chain = [
         {"stage": "subsonic", "type": "HighpassFilter", "cutoff_frequency_hz": _u(rng, (15.0, 25.0), 2)},
         {"stage": "trim", "type": "Gain", "gain_db": _r(target - bus_lufs, 3)},
@@ -202,13 +231,26 @@ def _process(audio: np.ndarray, chain: list[dict], sr: int, buffer_size: int) ->
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
+def process_chain(dry: np.ndarray, fx: dict, sr: int) -> np.ndarray:
+    """The pedalboard part of a stem's processing (everything before fader and pan)."""
+    return _process(dry, fx["chain"], sr, fx["buffer_size"])
+
+
+def stem_gains(fx: dict) -> tuple[float, float]:
+    """Left/right gain of fader and pan together (float64, applied once as float32)."""
+    gl, gr = pan_gains(fx["pan"])
+    g = 10.0 ** (fx["fader_db"] / 20.0)
+    return gl * g, gr * g
+
+
+def fader_pan(pre: np.ndarray, fx: dict) -> np.ndarray:
+    gl, gr = stem_gains(fx)
+    return pre * np.array([gl, gr], dtype=np.float32)
+
+
 def apply_stem_fx(dry: np.ndarray, fx: dict, sr: int) -> np.ndarray:
     """Wet stem (frames, 2) float32 from a dry stem and its song.json `fx` entry."""
-    wet = _process(dry, fx["chain"], sr, fx["buffer_size"])
-    gl, gr = pan_gains(fx["pan"])
-    wet[:, 0] *= np.float32(gl)
-    wet[:, 1] *= np.float32(gr)
-    return wet
+    return fader_pan(process_chain(dry, fx, sr), fx)
 
 
 def apply_master(bus: np.ndarray, master: dict, sr: int) -> np.ndarray:

@@ -100,14 +100,18 @@ SONG_SCHEMA: dict = _obj(
                     "files": _obj({"wet": _str_or_null, "dry": _str_or_null, "midi": _str_or_null}),
                     "loudness_lufs": _num_or_null,  # wet stem, BS.1770 integrated
                     "dry_loudness_lufs": _num_or_null,
-                    "fx": _obj({"chain": _list(FX_STEP), "pan": _num, "pan_law": _str, "buffer_size": _int}),
+                    # wet = fader+pan(pedalboard(chain)(dry)); fader_db includes master_fx.stem_fader_shift_db
+                    "fx": _obj({"chain": _list(FX_STEP), "fader_db": _num, "pan": _num, "pan_law": _str, "buffer_size": _int}),
                 }
             )
         ),
         "mix": _str_or_null,  # "mix.flac"
         "mix_loudness_lufs": _num_or_null,
         "mix_peak_dbfs": _num_or_null,
-        "master_fx": _obj({"chain": _list(FX_STEP), "target_lufs": _num, "buffer_size": _int, "bus_loudness_lufs": _num}),
+        # mix = pedalboard(chain)(sum of the wet stems in `stems` order)
+        "master_fx": _obj(
+            {"chain": _list(FX_STEP), "target_lufs": _num, "buffer_size": _int, "bus_loudness_lufs": _num, "stem_fader_shift_db": _num}
+        ),
         "generator": _obj({"genres": _list(_str), "duration_s": _list(_num), "other_parts": _list(_int), "tail_s": _num, "max_attempts": _int}),
         "render": {"type": "object"},
         "quality": _obj(

@@ -282,7 +282,7 @@ class SongMaker:
         beat_s = score.tempo.seconds(score.meter.beat_ticks)
 
         side = 1.0 if rng("pan").random() < 0.5 else -1.0
-        dry, wet, stats, stems_meta = {}, {}, {}, []
+        dry, pres, stats, stems_meta = {}, {}, {}, []
         for part in score.parts:
             raw = self.renderer.render(score, part, n_frames)
             stats[part.name] = {"dry": quality.signal_stats(raw)}
@@ -295,23 +295,30 @@ class SongMaker:
             if part.role not in ("drums", "bass", "melody"):
                 pan_side, side = side, -side
             fx = mixing.sample_stem_fx(genre.mix, part.role, beat_s, dry_lufs, rng("mix", part.name), pan_side)
-            raw = mixing.apply_stem_fx(dry[part.name], fx, sr)
+            pres[part.name] = mixing.process_chain(dry[part.name], fx, sr)
+            stems_meta.append((part, fx, dry_lufs))
+        r_master = rng("master")
+        target = mixing.sample_mix_target(genre.mix, r_master)
+        shift, bus_lufs = mixing.stage_faders([pres[p.name] for p in score.parts], [fx for _, fx, _ in stems_meta], target, sr)
+        if not np.isfinite(bus_lufs):
+            raise GateRejected("audio", ["the mix bus is silent"])
+        wet = {}
+        for part, fx, _ in stems_meta:
+            raw = mixing.fader_pan(pres.pop(part.name), fx)
             stats[part.name]["wet"] = quality.signal_stats(raw)
             wet[part.name] = quantize24(raw)
             del raw
-            stems_meta.append((part, fx, dry_lufs))
         bus = mixing.sum_stems([wet[p.name] for p in score.parts])
-        bus_lufs = loudness(bus, sr)
-        if bus_lufs is None:
-            raise GateRejected("audio", ["the mix bus is silent"])
-        master = mixing.sample_master_fx(genre.mix, bus_lufs, rng("master"))
+        master = mixing.sample_master_fx(genre.mix, target, round(bus_lufs, 3), r_master)
         raw_mix = mixing.apply_master(bus, master, sr)
+        del bus
         frames_per_tick = music_frames / score.end_tick
         reasons, audio_metrics = quality.audio(score, frames_per_tick, stats, wet, raw_mix, s.quality)
         if reasons:
             raise GateRejected("audio", reasons)
         mix = quantize24(raw_mix)
-        master["bus_loudness_lufs"] = bus_lufs
+        master["bus_loudness_lufs"] = round(bus_lufs, 3)
+        master["stem_fader_shift_db"] = shift
 
         sid = song_id(index)
         outputs = set(s.outputs)
