@@ -26,6 +26,9 @@ class FxProcessorConfig:
     cond_hidden: int = 64
     audio_channels: int = 2
     residual: bool = True  # predict wet = dry + net(dry): identity at initialisation
+    # with residual: the direct path is scaled by a per-channel gain exp(g(cond)) (starts at 1): level and
+    # pan are part of every FX chain and this path learns them in few steps; the TCN learns the rest
+    direct_gain: bool = True
     activation_checkpointing: bool = False  # recompute block activations in backward (long segments)
 
     def __post_init__(self) -> None:
@@ -83,6 +86,10 @@ class FxProcessor(nn.Module):
         if c.residual:
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
+        self.gain = nn.Linear(c.cond_hidden, c.audio_channels) if c.residual and c.direct_gain else None
+        if self.gain is not None:
+            nn.init.zeros_(self.gain.weight)
+            nn.init.zeros_(self.gain.bias)
 
     def forward(self, dry: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
@@ -102,7 +109,11 @@ class FxProcessor(nn.Module):
             else:
                 h = block(h, h_cond)
         out = self.out(h)
-        return dry + out if c.residual else out
+        if not c.residual:
+            return out
+        if self.gain is not None:
+            dry = dry * torch.exp(self.gain(h_cond).clamp(-12.0, 12.0)).unsqueeze(-1).to(dry.dtype)
+        return dry + out
 
 
 def count_parameters(model: nn.Module) -> int:

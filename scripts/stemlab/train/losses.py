@@ -19,7 +19,7 @@ class MultiResolutionSTFTLoss(nn.Module):
     """Spectral convergence + log-magnitude L1, averaged over FFT sizes (Yamamoto et al., 2020).
 
     Inputs are (batch, channels, time); channels are folded into the batch. `per_item` returns one
-    distance per batch element (used as the evaluation metric), `forward` their mean.
+    distance per batch element (the evaluation metric); `forward` is the batch-level training loss.
     """
 
     def __init__(
@@ -41,22 +41,35 @@ class MultiResolutionSTFTLoss(nn.Module):
         for n in self.fft_sizes:
             self.register_buffer(f"window_{n}", torch.hann_window(n), persistent=False)
 
-    def per_item(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _magnitudes(self, pred: torch.Tensor, target: torch.Tensor):
         if pred.shape != target.shape or pred.dim() != 3:
             raise ValueError(f"expected two (batch, channels, time) tensors of one shape, got {pred.shape}, {target.shape}")
         batch = pred.shape[0]
+        x = pred.float().reshape(-1, pred.shape[-1])
+        y = target.float().reshape(-1, target.shape[-1])
+        for n, hop in zip(self.fft_sizes, self.hops):
+            window = getattr(self, f"window_{n}")
+            mx = stft_magnitude(x, n, hop, window, self.eps).reshape(batch, -1)
+            my = stft_magnitude(y, n, hop, window, self.eps).reshape(batch, -1)
+            yield mx, my
+
+    def per_item(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """One distance per batch element (spectral convergence normalised by that element's target)."""
         with torch.autocast(pred.device.type, enabled=False):
-            x = pred.float().reshape(-1, pred.shape[-1])
-            y = target.float().reshape(-1, target.shape[-1])
-            total = torch.zeros(batch, device=pred.device)
-            for n, hop in zip(self.fft_sizes, self.hops):
-                window = getattr(self, f"window_{n}")
-                mx = stft_magnitude(x, n, hop, window, self.eps).reshape(batch, -1)
-                my = stft_magnitude(y, n, hop, window, self.eps).reshape(batch, -1)
+            total = torch.zeros(pred.shape[0], device=pred.device)
+            for mx, my in self._magnitudes(pred, target):
                 sc = torch.linalg.vector_norm(my - mx, dim=1) / torch.linalg.vector_norm(my, dim=1)
                 logmag = (my.log() - mx.log()).abs().mean(dim=1)
                 total = total + self.sc_weight * sc + self.logmag_weight * logmag
         return total / len(self.fft_sizes)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.per_item(pred, target).mean()
+        """Training loss: spectral convergence over the whole batch (as in Yamamoto et al.), so a crop whose
+        target is near-silent cannot dominate the step through a vanishing denominator."""
+        with torch.autocast(pred.device.type, enabled=False):
+            total = torch.zeros((), device=pred.device)
+            for mx, my in self._magnitudes(pred, target):
+                sc = torch.linalg.vector_norm(my - mx) / torch.linalg.vector_norm(my)
+                logmag = (my.log() - mx.log()).abs().mean()
+                total = total + self.sc_weight * sc + self.logmag_weight * logmag
+        return total / len(self.fft_sizes)
