@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from stemlab.synth.score import Score
 from stemlab.synth.theory import key_name
 from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
 
+log = logging.getLogger("stemlab.synth")
 OUTPUTS = ("mix", "stems", "dry", "midi")
 SPLITS = ("train", "valid", "test")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
@@ -259,6 +261,7 @@ class SongMaker:
                 song = self.attempt(index, attempt)
             except GateRejected as exc:
                 rejected.append({"attempt": attempt, "stage": exc.stage, "reasons": exc.reasons})
+                log.info("%s attempt %d rejected by the %s gate: %s", song_id(index), attempt, exc.stage, "; ".join(exc.reasons))
                 continue
             song.meta["quality"]["rejected"] = rejected
             return song
