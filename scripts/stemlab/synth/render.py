@@ -125,8 +125,10 @@ class Renderer:
                 raise StemlabError(f"{part.soundfont}: no preset bank {inst.bank} program {inst.program}; use a GM soundfont")
             events = []
             for n in part.notes:
-                events.append((self.block_frame(score, n.start), 1, n.pitch, n.velocity))
-                events.append((self.block_frame(score, n.end), 0, n.pitch, 0))
+                on = self.block_frame(score, n.start)
+                events.append((on, 1, n.pitch, n.velocity))
+                # a note shorter than a block still gets its note-off after its note-on
+                events.append((max(self.block_frame(score, n.end), on + BLOCK), 0, n.pitch, 0))
             events.sort()  # note-offs before note-ons in the same block
             total = -(-n_frames // BLOCK) * BLOCK
             out = np.zeros((total, 2), dtype=np.float32)
