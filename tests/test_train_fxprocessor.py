@@ -328,8 +328,9 @@ def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_p
     import shutil
 
     shutil.copytree(reference_run / "checkpoints", out / "checkpoints")
+    (out / "checkpoints" / "step-00000040.pt").unlink()  # an unfinished run (killed after step 35)
     done = subprocess.run(_train_cmd(corpus, out, {**SETTINGS, "lr": 0.001}), env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "different training setup" in last and "train.lr" in last
+    assert last.startswith("error: ") and "unfinished run with a different training setup" in last and "train.lr" in last
     assert not (out / "final.pt").exists()

@@ -164,15 +164,26 @@ def test_rerun_after_completion_trains_nothing(tmp_path):
 
 
 def test_changed_config_is_refused_in_one_line(tmp_path):
-    _fit(tmp_path, "run", _config(checkpoint_every=4))
+    _fit(tmp_path, "run", _config(steps=20, checkpoint_every=4))
+    (tmp_path / "run" / "step-00000020.pt").unlink()  # as if the job had been killed after step 16
     with pytest.raises(StemlabError) as err:
-        _fit(tmp_path, "run", _config(lr=2e-2))
+        _fit(tmp_path, "run", _config(steps=20, lr=2e-2))
     message = str(err.value)
-    assert "\n" not in message and "different training setup" in message and "train.lr" in message
+    assert "\n" not in message and "unfinished run with a different training setup" in message
+    assert "train.lr" in message and "step-00000016.pt" in message
     with pytest.raises(StemlabError, match="run.model"):
-        Trainer(_model(), _loss, _data_factory(3, 4), _config(), tmp_path / "run", identity={"model": 2}).fit()
+        Trainer(_model(), _loss, _data_factory(3, 4), _config(steps=20), tmp_path / "run", identity={"model": 2}).fit()
     # bookkeeping fields may change between resumes
-    _fit(tmp_path, "run", _config(checkpoint_every=3, eval_every=2, log_every=2))
+    _, result = _fit(tmp_path, "run", _config(steps=20, checkpoint_every=3, eval_every=2, log_every=2))
+    assert result.runs[-1]["start_step"] == 16
+
+
+def test_finished_run_of_another_setup_is_replaced(tmp_path):
+    _fit(tmp_path, "run", _config(checkpoint_every=4))
+    fresh, result = _fit(tmp_path, "run", _config(lr=2e-2))
+    reference, _ = _fit(tmp_path, "ref", _config(lr=2e-2))
+    assert result.runs[-1]["start_step"] == 0 and _same_weights(fresh, reference)
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [12]
 
 
 def test_sigterm_writes_a_checkpoint_and_resume_matches(tmp_path):

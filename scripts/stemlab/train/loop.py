@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tqdm import tqdm
 from stemlab.errors import StemlabError
 from stemlab.logs import log
 from stemlab.seeding import derive_seed
-from stemlab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from stemlab.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from stemlab.train.config import TrainConfig, identity_diff, identity_hash, run_identity
 
 LossFn = Callable[[nn.Module, Any, torch.Generator], "tuple[torch.Tensor, Mapping[str, float]]"]
@@ -55,7 +55,6 @@ class TrainResult:
     identity: dict[str, Any]
     identity_hash: str
     checkpoint: Path | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -217,9 +216,16 @@ class Trainer:
         state = load_checkpoint(path)
         if state.get("identity_hash") != self.identity_hash:
             differing = identity_diff(state.get("identity", {}), self.identity) or ["<unknown>"]
+            if int(state["step"]) >= int(state.get("config", {}).get("steps", -1)):
+                # a finished run of another setup (its result was final.pt, which is being rebuilt): start over
+                log.info("%s: finished run of another setup in %s (differs in %s); starting over",
+                         self.desc, self.checkpoint_dir, ", ".join(differing[:6]))  # fmt: skip
+                for _, old in list_checkpoints(self.checkpoint_dir):
+                    old.unlink()
+                return 0, [], [], None
             raise StemlabError(
-                f"{path}: checkpoint was written with a different training setup (differs in "
-                f"{', '.join(differing[:6])}); restore that config or delete {self.checkpoint_dir} to start over"
+                f"{path}: unfinished run with a different training setup (differs in "
+                f"{', '.join(differing[:6])}); restore that config to resume it, or delete {self.checkpoint_dir} to start over"
             )
         self.model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
