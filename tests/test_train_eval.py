@@ -143,3 +143,14 @@ def test_missing_model_is_one_line(evaluated, tmp_path):
     root, _ = evaluated
     with pytest.raises(StemlabError, match="model not found; run `snakemake train`"):
         evaluate_fxprocessor(tmp_path / "none.pt", [root / "segments.parquet"], root / "stems", tmp_path / "a.parquet", tmp_path / "b.csv")
+
+
+def test_loudest_excerpt_and_silence_level():
+    from stemlab.megami.evaluate_fxprocessor import loudest_excerpt, rms_dbfs
+
+    wet = np.zeros((2, 40_000), np.float32)
+    wet[:, 20_480:24_576] = 0.5
+    start = loudest_excerpt(wet, 8192)
+    assert start % 4096 == 0 and start <= 20_480 and start + 8192 >= 24_576
+    assert loudest_excerpt(wet, 50_000) == 0
+    assert rms_dbfs(wet[:, :4096]) == -np.inf and rms_dbfs(_sine(amp=1.0)) == pytest.approx(-3.01, abs=0.01)

@@ -334,3 +334,14 @@ def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_p
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "unfinished run with a different training setup" in last and "train.lr" in last
     assert not (out / "final.pt").exists()
+
+
+def test_direct_gain_is_bounded_for_out_of_range_conditioning():
+    from stemlab.megami.fxprocessor import MAX_GAIN_DB
+
+    model = FxProcessor(FxProcessorConfig(channels=4, blocks=1, kernel=3, cond_dim=2))
+    with torch.no_grad():
+        model.gain.weight.fill_(50.0)
+    dry = torch.ones(1, 2, 64)
+    out = model(dry, torch.full((1, 2), 1e3))
+    assert torch.isfinite(out).all() and out.abs().max() <= 10 ** (MAX_GAIN_DB / 20) * 1.0001

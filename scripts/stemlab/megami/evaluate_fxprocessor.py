@@ -56,12 +56,34 @@ def select_items(items: Sequence[PairItem], max_items: int | None) -> list[PairI
     return [items[int(i)] for i in picks]
 
 
+ALL_CATEGORIES = "*"
+SILENT_DBFS = -60.0  # windows whose reference excerpt is quieter than this (RMS) are not scored
+
+
 def category_mean_fx(items: Sequence[PairItem]) -> dict[str, Any]:
+    """Mean FX annotation per stem category of the training split, plus ALL_CATEGORIES over every stem
+    (used for a test stem whose category never occurs in training)."""
     by_category: dict[str, list[Any]] = {}
     for it in items:
         if it.fx is not None:
             by_category.setdefault(it.category, []).append(it.fx)
+            by_category.setdefault(ALL_CATEGORIES, []).append(it.fx)
     return {cat: mean_annotation(fxs) for cat, fxs in sorted(by_category.items())}
+
+
+def loudest_excerpt(wet: np.ndarray, n: int, block: int = 4096) -> int:
+    """Start (a multiple of `block`) of the n-sample excerpt of `wet` (channels, time) with the most energy."""
+    if wet.shape[1] <= n:
+        return 0
+    energy = np.square(wet, dtype=np.float64).sum(axis=0)
+    cumulative = np.concatenate([[0.0], np.cumsum(energy)])
+    starts = np.arange(0, wet.shape[1] - n + 1, block)
+    return int(starts[np.argmax(cumulative[starts + n] - cumulative[starts])])
+
+
+def rms_dbfs(audio: np.ndarray) -> float:
+    mean_square = float(np.mean(np.square(audio, dtype=np.float64)))
+    return 10.0 * np.log10(mean_square) if mean_square > 0 else -np.inf
 
 
 def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
@@ -96,9 +118,15 @@ def evaluate_fxprocessor(
         log.info("mean_fx baseline skipped: no FX-chain renderer for these annotations")
     mrstft = MultiResolutionSTFTLoss(fft_sizes).to(dev)
     rows = []
+    skipped = 0
     for it in progress(test_items, desc="evaluate fxprocessor"):
         n = it.length if max_samples is None else min(it.length, max_samples)
-        dry, wet = read_window(it.dry, it.start, n), read_window(it.wet, it.start, n)
+        dry, wet = read_window(it.dry, it.start, it.length), read_window(it.wet, it.start, it.length)
+        offset = loudest_excerpt(wet, n)
+        dry, wet = dry[:, offset : offset + n], wet[:, offset : offset + n]
+        if rms_dbfs(wet) < SILENT_DBFS:
+            skipped += 1  # a silent reference makes every metric degenerate
+            continue
         with torch.no_grad():
             cond = torch.from_numpy(space.vector(it.fx))[None].to(dev)
             pred = model(torch.from_numpy(dry)[None].to(dev), cond)[0].float().cpu().numpy()
@@ -107,9 +135,9 @@ def evaluate_fxprocessor(
         systems = {"fxprocessor": pred, "identity": dry}
         gain_db = ref_lufs - dry_lufs if dry_lufs > -70.0 else 0.0
         systems["loudness_matched"] = (dry * 10 ** (gain_db / 20)).astype(np.float32)
-        if applier is not None and it.category in means:
-            # render the chain on the window with the same context the data has (start of the window)
-            systems["mean_fx"] = _fit_length(applier(dry, SAMPLE_RATE, means[it.category]), n)
+        if applier is not None and means:
+            chain = means.get(it.category, means[ALL_CATEGORIES])
+            systems["mean_fx"] = _fit_length(applier(dry, SAMPLE_RATE, chain), n)
         names = [s for s in SYSTEMS if s in systems]
         with torch.no_grad():
             est = torch.from_numpy(np.stack([systems[s] for s in names])).to(dev)
@@ -119,11 +147,16 @@ def evaluate_fxprocessor(
             lufs = integrated_loudness(systems[name], SAMPLE_RATE)
             rows.append(
                 {
-                    "song": it.song, "stem": it.stem, "category": it.category, "start": it.start, "length": n,
+                    "song": it.song, "stem": it.stem, "category": it.category, "start": it.start + offset, "length": n,
                     "system": name, "mrstft": float(distance), "si_sdr": si_sdr(systems[name], wet),
                     "loudness_lufs": lufs, "reference_lufs": ref_lufs, "loudness_error": lufs - ref_lufs,
                 }
             )  # fmt: skip
+    if not rows:
+        raise StemlabError(
+            f"{', '.join(map(str, segment_tables))}: every selected test window is silent (RMS < {SILENT_DBFS} dBFS); "
+            "raise train.fxprocessor.eval.max_items or max_samples"
+        )
     frame = pd.DataFrame(rows)
     summary = summarize(frame)
     with atomic_path(out_items) as tmp:
@@ -136,7 +169,8 @@ def evaluate_fxprocessor(
             {
                 "model": str(model_path),
                 "model_identity_hash": payload.get("identity_hash"),
-                "items": len(test_items),
+                "items": len(test_items) - skipped,
+                "skipped_silent": skipped,
                 "systems": sorted(frame["system"].unique().tolist()),
                 "mean_fx": "evaluated" if applier is not None else "skipped: no FX-chain renderer",
                 "device": device_info(dev),

@@ -7,12 +7,17 @@ The conditioning is any fixed-size vector (normalized FX parameters today, FxEnc
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+
+MAX_GAIN_DB = 40.0
+MAX_LOG_GAIN = MAX_GAIN_DB / 20.0 * math.log(10.0)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,9 @@ class FxProcessor(nn.Module):
         if not c.residual:
             return out
         if self.gain is not None:
-            dry = dry * torch.exp(self.gain(h_cond).clamp(-12.0, 12.0)).unsqueeze(-1).to(dry.dtype)
+            # soft-bounded to +-MAX_GAIN_DB so an out-of-distribution conditioning cannot explode the output
+            log_gain = MAX_LOG_GAIN * torch.tanh(self.gain(h_cond).float() / MAX_LOG_GAIN)
+            dry = dry * torch.exp(log_gain).unsqueeze(-1).to(dry.dtype)
         return dry + out
 
 
