@@ -25,6 +25,24 @@ BEAT_TRACKERS = ("essentia", "librosa")
 
 
 @dataclass(frozen=True)
+class PitchRole:
+    """pYIN settings for one role. pYIN's defaults are tuned for the singing voice; two of them matter
+    for rendered instrument parts:
+    - frame_length: the YIN window must hold two periods of fmin (bass down to 30 Hz needs 2048
+      samples at 22.05 kHz), but a 93 ms frame spans several notes of a fast melody line, so melody
+      parts use 1024 (fmin 60 Hz).
+    - max_transition_rate (octaves/s): the HMM's bound on pitch movement. A bass line jumping an octave
+      up while the previous note's release still rings is periodic at the LOWER note's period too, and
+      at the voice-tuned 35.9 oct/s the HMM stays an octave low for the whole note; 200 oct/s lets it
+      follow a jump within a frame."""
+
+    fmin: float
+    fmax: float
+    frame_length: int
+    max_transition_rate: float = 35.92
+
+
+@dataclass(frozen=True)
 class ValidityParams:
     beat_tracker: str = "essentia"
     beat_window_s: float = 0.07  # half-width of the hit window (MIREX / mir_eval: 70 ms)
@@ -33,14 +51,15 @@ class ValidityParams:
     pitch_tolerance_semitones: float = 0.5
     pitch_sr: int = 22_050
     pitch_hop: int = 256
-    pitch_frame: int = 2048
     pitch_resolution: float = 0.25  # pyin bin width in semitones
     note_core: float = 0.5  # central fraction of each note whose frames are compared
     min_voiced_fraction: float = 0.5  # of the core frames; below that the note counts as missed
-    roles: dict[str, tuple[float, float]] = field(
-        default_factory=lambda: {"bass": (30.0, 500.0), "melody": (60.0, 2100.0)}
-    )  # role -> (fmin, fmax) Hz of the pitch tracker
-
+    roles: dict[str, PitchRole] = field(
+        default_factory=lambda: {
+            "bass": PitchRole(30.0, 500.0, 2048, 200.0),
+            "melody": PitchRole(60.0, 2100.0, 1024),
+        }
+    )
     def __post_init__(self) -> None:
         if self.beat_tracker not in BEAT_TRACKERS:
             raise StemlabError(
@@ -110,12 +129,14 @@ def beat_scores(
 
 def metrical_variants(reference: Sequence[float]) -> dict[str, np.ndarray]:
     """The annotated beats at other metrical levels (as in the continuity-based beat measures):
-    double tempo, half tempo on either phase, and the off-beats."""
+    double and triple tempo, half tempo on either phase, and the off-beats."""
     ref = np.sort(np.asarray(reference, dtype=float))
     mids = (ref[:-1] + ref[1:]) / 2
+    thirds = np.concatenate([ref[:-1] + (ref[1:] - ref[:-1]) * k / 3 for k in (1, 2)])
     return {
         "annotated": ref,
         "double": np.sort(np.concatenate([ref, mids])),
+        "triple": np.sort(np.concatenate([ref, thirds])),  # the eighth notes of a compound meter
         "half_odd": ref[0::2],
         "half_even": ref[1::2],
         "offbeat": mids,
@@ -172,17 +193,18 @@ def hz_to_midi(hz: np.ndarray) -> np.ndarray:
         return 69.0 + 12.0 * np.log2(np.asarray(hz, dtype=float) / 440.0)
 
 
-def track_pitch(mono: np.ndarray, sr: int, fmin: float, fmax: float, params: ValidityParams) -> tuple[np.ndarray, np.ndarray]:
+def track_pitch(mono: np.ndarray, sr: int, role: PitchRole, params: ValidityParams) -> tuple[np.ndarray, np.ndarray]:
     """pYIN f0 track: (frame times in seconds, MIDI pitch per frame with NaN where unvoiced)."""
     import librosa
 
     audio = resample(np.asarray(mono, dtype=np.float32)[:, None], sr, params.pitch_sr)[:, 0]
     f0, voiced, _ = librosa.pyin(
         audio,
-        fmin=fmin,
-        fmax=fmax,
+        fmin=role.fmin,
+        fmax=role.fmax,
         sr=params.pitch_sr,
-        frame_length=params.pitch_frame,
+        frame_length=role.frame_length,
+        max_transition_rate=role.max_transition_rate,
         hop_length=params.pitch_hop,
         resolution=params.pitch_resolution,
         center=True,
@@ -276,7 +298,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
             break
 
     stem_rows = []
-    for role, (fmin, fmax) in params.roles.items():
+    for role, pitch_role in params.roles.items():
         counts = {"correct": 0, "wrong": 0, "unvoiced": 0}
         stems, skipped = [], []
         for stem in meta.get("stems", []):
@@ -293,7 +315,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
                 skipped.append(f"{stem['name']}:polyphonic")
                 continue
             audio, stem_sr = _mono(song_dir / files[params.stem_audio])
-            times, midi = track_pitch(audio, stem_sr, fmin, fmax, params)
+            times, midi = track_pitch(audio, stem_sr, pitch_role, params)
             verdicts = note_results(
                 times, midi, notes, params.pitch_tolerance_semitones, params.note_core, params.min_voiced_fraction
             )
