@@ -137,28 +137,27 @@ def test_fx_space_vector_and_round_trip():
     assert space.vector({"unknown": 5}).any() == False  # noqa: E712 - unseen keys are ignored
 
 
-def _synth_fx(gain_db: float, cutoff: float, pan: float) -> dict:
-    chain = [
-        {"stage": "trim", "type": "Gain", "gain_db": gain_db},
-        {"stage": "eq", "type": "HighpassFilter", "cutoff_frequency_hz": cutoff},
-        {"stage": "fader", "type": "Gain", "gain_db": -1.0},
-    ]
-    return {"chain": chain, "pan": pan, "pan_law": "constant_power", "buffer_size": 8192}
-
-
 def test_mean_fx_chain_renders_with_the_synthesizer():
     mixing = pytest.importorskip("stemlab.synth.mixing")
+    genres = pytest.importorskip("stemlab.synth.genres")
     pytest.importorskip("pedalboard")
     from stemlab.megami.evaluate_fxprocessor import default_fx_applier
+    from stemlab.seeding import rng
 
-    mean = mean_annotation([_synth_fx(-6.0, 80.0, -0.5), _synth_fx(-2.0, 120.0, 0.5), _synth_fx(-4.0, 100.0, 0.0)])
-    assert mean["chain"][0] == {"stage": "trim", "type": "Gain", "gain_db": pytest.approx(-4.0)}
-    assert mean["chain"][1]["cutoff_frequency_hz"] == pytest.approx(100.0) and mean["buffer_size"] == 8192
-    assert mean["pan"] == pytest.approx(0.0) and mean["pan_law"] == "constant_power"
-    dry = np.random.default_rng(0).standard_normal((2, 4096)).astype(np.float32) * 0.1
+    style = genres.GENRES["pop"].mix
+    annotations = [mixing.sample_stem_fx(style, "bass", 0.5, -30.0, rng(0, "fx", i), 0.0) for i in range(5)]
+    mean = mean_annotation(annotations)
+    flats = [flatten_fx(a) for a in annotations]
+    flat = flatten_fx(mean)
+    trim = next(k for k in flat if k.startswith("chain.trim:Gain"))
+    assert flat[trim] == pytest.approx(np.mean([f[trim] for f in flats if trim in f]))
+    assert set(flat) <= set().union(*flats)
+    dry = np.random.default_rng(0).standard_normal((2, 8192)).astype(np.float32) * 0.1
     applier = default_fx_applier()
     assert applier is not None
-    np.testing.assert_array_equal(applier(dry, 44_100, mean), mixing.apply_stem_fx(dry.T.copy(), mean, 44_100).T)
+    wet = applier(dry, 44_100, mean)
+    assert wet.shape == dry.shape and np.isfinite(wet).all()
+    np.testing.assert_array_equal(wet, mixing.apply_stem_fx(dry.T.copy(), mean, 44_100).T)
 
 
 def test_mean_annotation_averages_numbers_on_the_medoid_structure():

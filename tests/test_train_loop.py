@@ -278,3 +278,19 @@ def test_bf16_autocast_trains_deterministically(tmp_path):
     fp32, _ = _fit(tmp_path, "c", _config())
     assert _same_weights(a, b) and not _same_weights(a, fp32)
     assert all(np.isfinite(r["loss"]) for r in ra.history)
+
+
+def test_code_digest_follows_the_source(tmp_path, monkeypatch):
+    import importlib
+    import sys as _sys
+
+    from stemlab.train.config import code_digest
+
+    (tmp_path / "fake_model_mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod = importlib.import_module("fake_model_mod")
+    first = code_digest([mod])
+    assert first == code_digest([mod])
+    (tmp_path / "fake_model_mod.py").write_text("X = 2\n")
+    assert code_digest([mod]) != first
+    _sys.modules.pop("fake_model_mod", None)

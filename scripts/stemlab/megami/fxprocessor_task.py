@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,8 +21,20 @@ from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig, count_par
 from stemlab.megami.pairs import PairDataset, PairItem, pair_items, read_segment_tables, read_window
 from stemlab.seeding import derive_seed
 from stemlab.train import TrainConfig, Trainer, prefetched, seeded_init
+from stemlab.train.config import code_digest
 from stemlab.train.losses import MultiResolutionSTFTLoss
 from stemlab.train.outputs import write_training_outputs
+
+def _code_modules() -> list:
+    import stemlab.megami.fxparams as fxparams
+    import stemlab.megami.fxprocessor as fxprocessor
+    import stemlab.megami.pairs as pairs
+    import stemlab.train.losses as losses
+    import stemlab.train.loop as loop
+    import stemlab.train.sampling as sampling
+
+    return [fxparams, fxprocessor, pairs, losses, loop, sampling, sys.modules[__name__]]
+
 
 _TRAIN_KEYS = (
     "steps", "batch_size", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
@@ -166,6 +179,7 @@ def train_fxprocessor(
         "segment_samples": segment,
         "conditioning": space.to_dict(),
         "data": {"train_items": len(train_items), "digest": items_digest(train_items)},
+        "code": code_digest(_code_modules()),
     }
     trainer = Trainer(model, loss_fn, data, cfg, checkpoint_dir, identity=identity, eval_fn=eval_fn, desc="fxprocessor")
     result = trainer.fit()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from stemlab.errors import StemlabError
@@ -102,6 +104,15 @@ class TrainConfig:
 def run_identity(config: TrainConfig, identity: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: result fields of the config + the caller's identity."""
     return {"train": config.result_dict(), "run": json.loads(json.dumps(dict(identity or {}), sort_keys=True))}
+
+
+def code_digest(modules: Iterable[ModuleType]) -> str:
+    """Digest of the source files of `modules`: part of a run's identity, so that re-running after a code
+    change retrains (a finished checkpoint of other code is replaced) instead of reusing stale weights."""
+    h = hashlib.sha256()
+    for module in sorted(modules, key=lambda m: m.__name__):
+        h.update(module.__name__.encode() + b"\0" + Path(module.__file__).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:
