@@ -294,3 +294,18 @@ def test_code_digest_follows_the_source(tmp_path, monkeypatch):
     (tmp_path / "fake_model_mod.py").write_text("X = 2\n")
     assert code_digest([mod]) != first
     _sys.modules.pop("fake_model_mod", None)
+
+
+def test_weights_do_not_depend_on_the_callers_thread_count(tmp_path):
+    outer = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            model, result = _fit(tmp_path, f"t{threads}", _config(cpu_threads=2))
+            assert torch.get_num_threads() == threads, "the caller's thread count must be restored"
+            assert result.runs[-1]["torch_threads"] == 2
+            results.append(model)
+    finally:
+        torch.set_num_threads(outer)
+    assert _same_weights(*results)

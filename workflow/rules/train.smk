@@ -26,8 +26,9 @@ rule train_fxprocessor:
         settings=fxprocessor_settings(),
         seed=config["seed"],
         device=config["train"]["device"],
+        cpu_threads=config["train"]["cpu_threads"],
         out=output_dir,
     shell:
         f"{STEMLAB_FSTRING}.train fxprocessor --segments {{input.segments}} --stems-root results/data/stems"
-        f" --settings {{params.settings}} --seed {{params.seed}} --device {{params.device}}"
+        f" --settings {{params.settings}} --seed {{params.seed}} --device {{params.device}} --cpu-threads {{params.cpu_threads}}"
         f" --out {{params.out}} > {{log}} 2>&1"

@@ -24,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fx.add_argument("--max-samples", type=int, default=None, help="truncate windows to this many samples")
     fx.add_argument("--fft-sizes", type=int, nargs="+", default=[512, 1024, 2048], help="MR-STFT metric resolutions")
     fx.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    fx.add_argument("--cpu-threads", type=int, default=2, help="torch intra-op threads (0: torch's default)")
     fx.add_argument("--log", default=None, help="also log to this file")
     args = parser.parse_args(argv)
     setup_logging(args.log)
@@ -41,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fft_sizes=args.fft_sizes,
             device=args.device,
             out_meta=args.out_meta,
+            cpu_threads=args.cpu_threads,
         )
     return 0
 

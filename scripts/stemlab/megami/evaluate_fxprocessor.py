@@ -25,7 +25,7 @@ from stemlab.megami.fxparams import mean_annotation
 from stemlab.megami.fxprocessor_task import load_fxprocessor
 from stemlab.megami.pairs import PairItem, pair_items, read_segment_tables, read_window
 from stemlab.metrics import integrated_loudness, si_sdr
-from stemlab.train.loop import device_info, resolve_device
+from stemlab.train.loop import device_info, resolve_device, torch_threads
 from stemlab.train.losses import MultiResolutionSTFTLoss
 from stemlab.train.outputs import write_json
 
@@ -105,6 +105,28 @@ def evaluate_fxprocessor(
     device: str = "auto",
     fx_applier: FxApplier | None | str = "default",
     out_meta: str | os.PathLike[str] | None = None,
+    cpu_threads: int = 2,
+) -> pd.DataFrame:
+    with torch_threads(cpu_threads):
+        return _evaluate(
+            model_path, segment_tables, stems_root, out_items, out_summary, max_items=max_items,
+            max_samples=max_samples, fft_sizes=fft_sizes, device=device, fx_applier=fx_applier, out_meta=out_meta,
+        )  # fmt: skip
+
+
+def _evaluate(
+    model_path: str | os.PathLike[str],
+    segment_tables: Sequence[str | os.PathLike[str]],
+    stems_root: str | os.PathLike[str],
+    out_items: str | os.PathLike[str],
+    out_summary: str | os.PathLike[str],
+    *,
+    max_items: int | None,
+    max_samples: int | None,
+    fft_sizes: Sequence[int],
+    device: str,
+    fx_applier: FxApplier | None | str,
+    out_meta: str | os.PathLike[str] | None,
 ) -> pd.DataFrame:
     dev = resolve_device(device)
     model, space, payload = load_fxprocessor(model_path, dev)

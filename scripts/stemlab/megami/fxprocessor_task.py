@@ -63,11 +63,10 @@ class FxSettings:
     workers: int = 2
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], *, seed: int, device: str = "auto") -> FxSettings:
+    def from_config(cls, section: Mapping[str, Any], *, seed: int, device: str = "auto", cpu_threads: int = 2) -> FxSettings:
         section = dict(section)
-        train = TrainConfig.from_dict(
-            {k: section[k] for k in _TRAIN_KEYS if k in section} | {"seed": derive_seed(seed, "train", "fxprocessor"), "device": device}
-        )
+        fixed = {"seed": derive_seed(seed, "train", "fxprocessor"), "device": device, "cpu_threads": cpu_threads}
+        train = TrainConfig.from_dict({k: section[k] for k in _TRAIN_KEYS if k in section} | fixed)
         loss = section.get("loss", {}) or {}
         return cls(
             train=train,

@@ -30,6 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     fx.add_argument("--settings", required=True, help="JSON of config train.fxprocessor")
     fx.add_argument("--seed", type=int, required=True, help="global seed")
     fx.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    fx.add_argument("--cpu-threads", type=int, default=2, help="torch intra-op threads (CPU results depend on it)")
     fx.add_argument("--out", required=True, help="output directory (final.pt, train_log.csv, meta.json)")
     fx.add_argument("--checkpoints", default=None, help="checkpoint directory (default OUT/checkpoints)")
     fx.add_argument("--log", default=None, help="also log to this file")
@@ -38,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model == "fxprocessor":
         from stemlab.megami.fxprocessor_task import FxSettings, train_fxprocessor
 
-        settings = FxSettings.from_config(_settings_json(args.settings), seed=args.seed, device=args.device)
+        settings = FxSettings.from_config(
+            _settings_json(args.settings), seed=args.seed, device=args.device, cpu_threads=args.cpu_threads
+        )
         meta = train_fxprocessor(args.segments, args.stems_root, settings, args.out, args.checkpoints)
         print(json.dumps(meta, sort_keys=True), file=sys.stderr)
     return 0

@@ -43,6 +43,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     deterministic: bool = True
+    # torch intra-op threads during training: CPU results depend on it (reduction order), so it is a
+    # fixed setting rather than whatever the machine or Snakemake offers; 0 leaves torch's default
+    cpu_threads: int = 2
 
     def __post_init__(self) -> None:
         problems = []
@@ -62,6 +65,8 @@ class TrainConfig:
             problems.append("min_lr_ratio must be in [0, 1]")
         if self.grad_clip < 0 or self.checkpoint_every < 0 or self.checkpoint_seconds < 0 or self.eval_every < 0:
             problems.append("grad_clip, checkpoint_every, checkpoint_seconds and eval_every must be >= 0")
+        if self.cpu_threads < 0:
+            problems.append("cpu_threads must be >= 0")
         if self.keep_checkpoints < 1 or self.log_every < 1:
             problems.append("keep_checkpoints and log_every must be >= 1")
         if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):

@@ -151,6 +151,18 @@ def seeded_init(seed: int) -> contextlib.AbstractContextManager[None]:
 
 
 @contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with `n` torch intra-op threads (0: unchanged), restoring the previous count after."""
+    previous = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
 def _deterministic(enabled: bool) -> Iterator[None]:
     import torch.utils.deterministic as det
 
@@ -243,7 +255,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         cfg, device, model = self.config, self.device, self.model
-        with _deterministic(cfg.deterministic):
+        with _deterministic(cfg.deterministic), torch_threads(cfg.cpu_threads):
             model.to(device)
             params = [p for p in model.parameters() if p.requires_grad]
             optimizer = torch.optim.AdamW(
