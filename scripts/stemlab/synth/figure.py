@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +50,6 @@ def plot_distributions(songs: pd.DataFrame, stems: pd.DataFrame, out: str | os.P
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import seaborn as sns
 
     songs = songs.copy()
@@ -62,6 +62,16 @@ def plot_distributions(songs: pd.DataFrame, stems: pd.DataFrame, out: str | os.P
     stems_per_song = stems.groupby("song_id").size().rename("n_stems").reset_index()
 
     sns.set_theme(style="whitegrid", context="paper")
+    with warnings.catch_warnings():
+        # seaborn 0.13.2 passes boxplot's deprecated `vert=` to matplotlib 3.11: harmless
+        warnings.filterwarnings("ignore", message="vert: bool was deprecated")
+        _draw(songs, stems, genres, tonics, categories, stems_per_song, out)
+
+
+def _draw(songs, stems, genres, tonics, categories, stems_per_song, out) -> None:
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     ax = axes[0, 0]
     sns.countplot(data=songs, y="genre", order=genres, ax=ax, color="C0")
