@@ -146,6 +146,7 @@ def render_slurm_conf(lay: Layout, spec: ClusterSpec, ctld_port: int, slurmd_por
         "SchedulerType=sched/backfill",
         "SlurmdParameters=config_overrides",
         "ReturnToService=2",
+        "JobRequeue=0",  # only jobs submitted with --requeue (snakemake --slurm-requeue) can be requeued
         "AccountingStorageType=accounting_storage/none",
         "JobAcctGatherType=jobacct_gather/none",
         "JobCompType=jobcomp/filetxt",
