@@ -27,20 +27,11 @@ import pandas as pd
 from stemlab.atomic import atomic_dir
 from stemlab.errors import StemlabError
 from stemlab.logs import progress
+from stemlab.synth.songdir import load_song
 
 STEM_KINDS = ("wet", "dry")
 # song.json keys copied as plain columns (scalars); everything else stays in the `annotation` column
 SCALAR_KEYS = ("genre", "tempo_bpm", "time_signature", "key", "mode", "swing", "sample_rate", "n_frames", "seed", "index")
-
-
-def _load(song_dir: Path) -> dict:
-    path = song_dir / "song.json"
-    if not path.is_file():
-        raise StemlabError(f"{path}: song.json not found; regenerate the shard or fix the manifest")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StemlabError(f"{path}: invalid JSON ({exc.msg}); regenerate the shard") from exc
 
 
 def _place(src: Path, dst: Path, copy: bool) -> None:
@@ -120,7 +111,7 @@ def export_audiofolder(
     out = Path(out)
     records = []
     for song_dir in sorted({Path(d) for d in song_dirs}):
-        meta = _load(song_dir)
+        meta = load_song(song_dir)
         if splits is not None and meta.get("split") not in splits:
             continue
         records.append((song_dir, meta))

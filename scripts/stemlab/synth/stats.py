@@ -5,7 +5,6 @@ These are what the distribution figure plots, so plotting never opens a song dir
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,22 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from stemlab.errors import StemlabError
-
-
-def _load(song_dir: Path) -> dict:
-    path = song_dir / "song.json"
-    if not path.is_file():
-        raise StemlabError(f"{path}: song.json not found; regenerate the shard or fix the manifest")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StemlabError(f"{path}: invalid JSON ({exc.msg}); regenerate the shard") from exc
-
-
-def _time_signature(value: object) -> str:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return f"{value[0]}/{value[1]}"
-    return str(value or "")
+from stemlab.synth.songdir import load_song, time_signature_text
 
 
 def duration_s(meta: dict, where: Path) -> float:
@@ -44,7 +28,7 @@ def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFra
     count, mix loudness) and one row per stem (id, name, category, role, loudness of wet and dry)."""
     songs, stems = [], []
     for song_dir in sorted({Path(d) for d in song_dirs}):
-        meta = _load(song_dir)
+        meta = load_song(song_dir)
         song_id = str(meta.get("id") or song_dir.name)
         stem_list = meta.get("stems") or []
         songs.append(
@@ -53,7 +37,7 @@ def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFra
                 "split": meta.get("split", ""),
                 "genre": meta.get("genre", ""),
                 "tempo_bpm": float(meta["tempo_bpm"]) if meta.get("tempo_bpm") is not None else float("nan"),
-                "time_signature": _time_signature(meta.get("time_signature")),
+                "time_signature": time_signature_text(meta.get("time_signature")),
                 "key": str(meta.get("key", "")),
                 "mode": str(meta.get("mode", "")),
                 "duration_s": duration_s(meta, song_dir),

@@ -20,6 +20,7 @@ import pandas as pd
 from stemlab.audio import read_audio, resample
 from stemlab.errors import StemlabError
 from stemlab.synth.midinotes import Note, is_monophonic, read_notes
+from stemlab.synth.songdir import load_song, time_signature_text
 
 BEAT_TRACKERS = ("essentia", "librosa")
 
@@ -253,16 +254,6 @@ def _mono(path: Path) -> tuple[np.ndarray, int]:
     return audio.mean(axis=1), sr
 
 
-def load_song(song_dir: str | os.PathLike[str]) -> dict:
-    path = Path(song_dir) / "song.json"
-    if not path.is_file():
-        raise StemlabError(f"{path}: song.json not found; re-run the synth_shard rule for this shard")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise StemlabError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}); regenerate the shard") from exc
-
-
 def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> dict:
     """Beat and pitch scores of one canonical song directory: {"song": flat row, "stems": [row per
     analysed monophonic stem]}."""
@@ -272,7 +263,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     row: dict = {
         "song_id": song_id,
         "genre": meta.get("genre", ""),
-        "time_signature": _time_signature(meta.get("time_signature")),
+        "time_signature": time_signature_text(meta.get("time_signature")),
         "tempo_bpm": meta.get("tempo_bpm"),
         "split": meta.get("split", ""),
     }
@@ -343,12 +334,6 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
         row[f"{role}_wrong"] = counts["wrong"]
         row[f"{role}_unvoiced"] = counts["unvoiced"]
     return {"song": row, "stems": stem_rows}
-
-
-def _time_signature(value: object) -> str:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return f"{value[0]}/{value[1]}"
-    return str(value or "")
 
 
 # --------------------------------------------------------------------------- table
