@@ -46,6 +46,9 @@ def test_audiofolder_loads_offline(songs, tmp_path, monkeypatch):
 
     import datasets
 
+    # the env var is read when `datasets` is first imported; set the flag too in case it already was
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
     ds = datasets.load_dataset("audiofolder", data_dir=str(out), cache_dir=str(tmp_path / "hf-cache"))
     assert sorted(ds) == ["test", "train", "validation"]
     row = ds["test"][0]
