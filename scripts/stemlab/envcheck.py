@@ -58,7 +58,7 @@ _ALIASES: dict[str, set[str]] = {
     "scikit-learn": {"sklearn"},
 }
 
-_STEMLAB_CALL = re.compile(r"(?:\{STEMLAB\}|python -m stemlab)\.?([A-Za-z_][\w.]*)?")
+_STEMLAB_CALL = re.compile(r"(?:python -m stemlab)\.?([A-Za-z_][\w.]*)?")
 _PIN = re.compile(r"^[A-Za-z0-9_.\-]+(==?)[A-Za-z0-9_.+!*\-]+(=[\w.*]+)?$")
 
 
@@ -152,7 +152,7 @@ def third_party_imports(entry_module: str, scripts_dir: str | Path) -> dict[str,
 
 
 def rule_entry_modules(shellcmd: str | None) -> list[str]:
-    """stemlab modules a rule's shell command runs (`{STEMLAB}.synth generate` → stemlab.synth)."""
+    """stemlab modules a rule's shell command runs (`python -m stemlab.synth generate` → stemlab.synth)."""
     modules = []
     for match in _STEMLAB_CALL.finditer(shellcmd or ""):
         sub = match.group(1)

@@ -10,9 +10,11 @@ from stemlab import plan  # noqa: E402
 
 CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
-# Every rule runs the stemlab CLI with the package on PYTHONPATH, so it works inside a conda env
-# that does not have stemlab installed.
-STEMLAB = f"PYTHONPATH={Path(workflow.basedir) / 'scripts'}${{PYTHONPATH:+:$PYTHONPATH}} python -m stemlab"
+# Rules run `python -m stemlab.<stage> ...`; the shell prefix puts the package on PYTHONPATH, so it
+# works inside a conda env that does not have stemlab installed. Without conda (profiles/local,
+# tests), `python` is the interpreter that runs Snakemake (the project's .venv), whatever the
+# caller's PATH; with conda it is the rule's env.
+SCRIPTS_DIR = Path(workflow.basedir) / "scripts"
 
 
 def _uses_conda():
@@ -22,12 +24,15 @@ def _uses_conda():
     )
 
 
-# Without conda (profiles/local, tests), `python` in a rule is the interpreter that runs Snakemake
-# (the project's .venv), whatever the caller's PATH; with conda it is the rule's env.
 shell.prefix(
     "set -euo pipefail; "
+    # the prefix is formatted like a shell command: its own braces are doubled
+    + f"export PYTHONPATH={SCRIPTS_DIR}"
+    + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + ("" if _uses_conda() else f"export PATH={Path(sys.executable).parent}:$PATH; ")
 )
+# Legacy spelling still used by synth.smk; expands to plain `python -m stemlab`.
+STEMLAB_FSTRING = "python -m stemlab"
 
 
 # --------------------------------------------------------------------------- synthetic data
@@ -255,8 +260,6 @@ from stemlab.download import sources as dl_sources  # noqa: E402
 DOWNLOAD_CORPORA = tuple(dl_sources.CORPORA)
 DOWNLOAD_CORPUS_RE = "|".join(DOWNLOAD_CORPORA)
 DOWNLOAD_NAME_RE = "[A-Za-z0-9][A-Za-z0-9_.-]*"
-# STEMLAB for use inside an f-string shell command: its ${PYTHONPATH:+...} braces escaped for Snakemake.
-STEMLAB_FSTRING = STEMLAB.replace("{", "{{").replace("}", "}}")
 
 
 def _fetch_args(src):

@@ -8,7 +8,6 @@
 #   results/data/segments/<corpus>/<model>.parquet  segments: one model's segment table
 #   results/data/splits/<corpus>.parquet            splits: song -> split (+ duration, categories)
 #   results/tables/corpora.csv, results/figures/corpora.pdf   corpora_table, corpora_figure
-# Shell commands are f-strings (see download.smk): STEMLAB_FSTRING expands at parse time.
 
 
 rule canonical_stems:
@@ -30,8 +29,8 @@ rule canonical_stems:
     params:
         args=data_stems_args,
     shell:
-        f"{STEMLAB_FSTRING}.data stems --corpus {{wildcards.corpus}} --root {{input}} "
-        f"--shard {{wildcards.shard}} {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.data stems --corpus {wildcards.corpus} --root {input} "
+        "--shard {wildcards.shard} {params.args} --out {output} 2> {log}"
 
 
 rule canonical_stems_synthetic:
@@ -52,8 +51,8 @@ rule canonical_stems_synthetic:
     params:
         args=data_synthetic_args,
     shell:
-        f"{STEMLAB_FSTRING}.data synthetic --src {{input}} --shard {{wildcards.shard}} "
-        f"{{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.data synthetic --src {input} --shard {wildcards.shard} "
+        "{params.args} --out {output} 2> {log}"
 
 
 rule preprocess:
@@ -75,7 +74,7 @@ rule preprocess:
     params:
         args=data_features_args,
     shell:
-        f"{STEMLAB_FSTRING}.data features --stems {{input}} {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.data features --stems {input} {params.args} --out {output} 2> {log}"
 
 
 rule segments_shard:
@@ -97,7 +96,7 @@ rule segments_shard:
     params:
         args=data_segments_args,
     shell:
-        f"{STEMLAB_FSTRING}.data segments --stems {{input}} {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.data segments --stems {input} {params.args} --out {output} 2> {log}"
 
 
 rule segments:
@@ -117,7 +116,7 @@ rule segments:
         runtime=runtime_min(30),
         slurm_partition=cpu_partition(),
     shell:
-        f"{STEMLAB_FSTRING}.data merge-segments --model {{wildcards.model}} --out {{output}} {{input}} 2> {{log}}"
+        "python -m stemlab.data merge-segments --model {wildcards.model} --out {output} {input} 2> {log}"
 
 
 rule splits:
@@ -136,7 +135,7 @@ rule splits:
         runtime=runtime_min(15),
         slurm_partition=cpu_partition(),
     shell:
-        f"{STEMLAB_FSTRING}.data splits --out {{output}} {{input}} 2> {{log}}"
+        "python -m stemlab.data splits --out {output} {input} 2> {log}"
 
 
 rule corpora_table:
@@ -150,7 +149,7 @@ rule corpora_table:
     conda:
         "../../envs/data.yaml"
     shell:
-        f"{STEMLAB_FSTRING}.data summary --out {{output}} {{input}} 2> {{log}}"
+        "python -m stemlab.data summary --out {output} {input} 2> {log}"
 
 
 rule corpora_figure:
@@ -169,4 +168,4 @@ rule corpora_figure:
     conda:
         "../../envs/figures.yaml"
     shell:
-        f"{STEMLAB_FSTRING}.data.figure --table {{input}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.data.figure --table {input} --out {output} 2> {log}"

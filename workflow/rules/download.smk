@@ -12,9 +12,6 @@
 #   resources/checkpoints/<name>/<file>     download_checkpoint: checkpoints.<name>.url (use checkpoint_file)
 #   resources/soundfonts/<name>.sf2         download_soundfont: an entry {name, url, sha256} of soundfonts
 # Corpus names: moisesdb, musdb18hq, medleydb (DOWNLOAD_CORPORA).
-# Shell commands are f-strings that expand STEMLAB at parse time (snakemake --lint flags any global
-# used inside a plain shell string); STEMLAB_FSTRING is STEMLAB with its shell braces doubled, and
-# {{...}} are Snakemake's own placeholders.
 
 
 rule downloads:
@@ -36,7 +33,7 @@ rule download_corpus:
     params:
         args=download_corpus_args,
     shell:
-        f"{STEMLAB_FSTRING}.download fetch {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.download fetch {params.args} --out {output} 2> {log}"
 
 
 rule extract_corpus:
@@ -57,7 +54,7 @@ rule extract_corpus:
     params:
         args=extract_corpus_args,
     shell:
-        f"{STEMLAB_FSTRING}.download corpus --name {{wildcards.corpus}} {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.download corpus --name {wildcards.corpus} {params.args} --out {output} 2> {log}"
 
 
 rule download_checkpoint:
@@ -74,7 +71,7 @@ rule download_checkpoint:
     params:
         args=download_checkpoint_args,
     shell:
-        f"{STEMLAB_FSTRING}.download fetch {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.download fetch {params.args} --out {output} 2> {log}"
 
 
 rule download_soundfont:
@@ -90,4 +87,4 @@ rule download_soundfont:
     params:
         args=download_soundfont_args,
     shell:
-        f"{STEMLAB_FSTRING}.download fetch {{params.args}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.download fetch {params.args} --out {output} 2> {log}"

@@ -25,6 +25,6 @@ rule evaluate_fxprocessor:
         device=config["train"]["device"],
         cpu_threads=config["train"]["cpu_threads"],
     shell:
-        f"{STEMLAB_FSTRING}.evaluate fxprocessor --model-file {{input.model}} --segments {{input.segments}}"
-        f" --stems-root results/data/stems {{params.args}} --device {{params.device}} --cpu-threads {{params.cpu_threads}}"
-        f" --out-items {{output.metrics}} --out-summary {{output.summary}} --out-meta {{output.meta}} > {{log}} 2>&1"
+        "python -m stemlab.evaluate fxprocessor --model-file {input.model} --segments {input.segments}"
+        " --stems-root results/data/stems {params.args} --device {params.device} --cpu-threads {params.cpu_threads}"
+        " --out-items {output.metrics} --out-summary {output.summary} --out-meta {output.meta} > {log} 2>&1"

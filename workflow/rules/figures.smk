@@ -17,4 +17,4 @@ rule figure_fxprocessor_eval:
     conda:
         "../../envs/figures.yaml"
     shell:
-        f"{STEMLAB_FSTRING}.megami.figure --items {{input}} --out {{output}} 2> {{log}}"
+        "python -m stemlab.megami.figure --items {input} --out {output} 2> {log}"

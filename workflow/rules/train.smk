@@ -29,6 +29,6 @@ rule train_fxprocessor:
         cpu_threads=config["train"]["cpu_threads"],
         out=output_dir,
     shell:
-        f"{STEMLAB_FSTRING}.train fxprocessor --segments {{input.segments}} --stems-root results/data/stems"
-        f" --settings {{params.settings}} --seed {{params.seed}} --device {{params.device}} --cpu-threads {{params.cpu_threads}}"
-        f" --out {{params.out}} > {{log}} 2>&1"
+        "python -m stemlab.train fxprocessor --segments {input.segments} --stems-root results/data/stems"
+        " --settings {params.settings} --seed {params.seed} --device {params.device} --cpu-threads {params.cpu_threads}"
+        " --out {params.out} > {log} 2>&1"
