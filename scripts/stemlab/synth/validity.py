@@ -431,6 +431,13 @@ def acceptance(songs: pd.DataFrame, roles: Iterable[str]) -> list[str]:
         f = float(four["beat_f"].mean())
         verdict = "ok" if f >= BEAT_F_TARGET else "BELOW TARGET"
         lines.append(f"acceptance: beat F-measure on {len(four)} 4/4 songs = {f:.3f} (target >= {BEAT_F_TARGET}): {verdict}")
+        if "tracked_level" in four:
+            other = four[four["tracked_level"] != "annotated"]
+            levels = ", ".join(f"{k}: {v}" for k, v in sorted(other["tracked_level"].value_counts().items()))
+            lines.append(
+                f"diagnostic: at the metrical level the tracker chose, F = {float(four['beat_f_tracked_level'].mean()):.3f}; "
+                f"{len(other)} of {len(four)} 4/4 songs tracked at another level than the annotated beat ({levels or 'none'})"
+            )
     else:
         lines.append("acceptance: no 4/4 songs analysed; beat F-measure target not checked")
     for role in roles:
