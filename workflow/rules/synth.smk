@@ -73,8 +73,8 @@ rule synth_validity:
     params:
         args=synth_validity_args(),
     shell:
-        f"{STEMLAB_FSTRING}.synth validity --manifest {{input}} --out {{output.table}} "
-        f"--songs-out {{output.songs}} {{params.args}} --workers {{threads}} > {{log}} 2>&1"
+        "python -m stemlab.synth validity --manifest {input} --out {output.table} "
+        "--songs-out {output.songs} {params.args} --workers {threads} > {log} 2>&1"
 
 
 rule synth_stats:
@@ -92,8 +92,8 @@ rule synth_stats:
         runtime=runtime_min(30),
         slurm_partition=cpu_partition(),
     shell:
-        f"{STEMLAB_FSTRING}.synth stats --manifest {{input}} --songs-out {{output.songs}} "
-        f"--stems-out {{output.stems}} > {{log}} 2>&1"
+        "python -m stemlab.synth stats --manifest {input} --songs-out {output.songs} "
+        "--stems-out {output.stems} > {log} 2>&1"
 
 
 rule synth_figure:
@@ -113,8 +113,8 @@ rule synth_figure:
     conda:
         "../../envs/figures.yaml"
     shell:
-        f"{STEMLAB_FSTRING}.synth.figure --songs {{input.songs}} --stems {{input.stems}} "
-        f"--out {{output}} 2> {{log}}"
+        "python -m stemlab.synth.figure --songs {input.songs} --stems {input.stems} "
+        "--out {output} 2> {log}"
 
 
 rule synth_export:
@@ -131,5 +131,5 @@ rule synth_export:
         runtime=runtime_min(120),
         slurm_partition=cpu_partition(),
     shell:
-        f"{STEMLAB_FSTRING}.synth export --manifest {{input}} --out {{output}} "
-        f"--stems wet,dry 2> {{log}}"
+        "python -m stemlab.synth export --manifest {input} --out {output} "
+        "--stems wet,dry 2> {log}"
