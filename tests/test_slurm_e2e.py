@@ -460,7 +460,8 @@ def test_preempted_training_is_requeued_and_resumes(slurm_run, slurm_cluster, tm
     meta = json.loads((work / TRAIN_DIR / "meta.json").read_text())
     assert meta["resumed"] is True and len(meta["runs"]) == 2, meta["runs"]
     assert {run["slurm_job_id"] for run in meta["runs"]} == {job_id}
-    assert meta["runs"][1]["start_step"] > 0, "the second run started over instead of resuming"
+    assert meta["runs"][0]["end_step"] < meta["steps"], "the first run was not interrupted"
+    assert meta["runs"][1]["start_step"] == meta["runs"][0]["end_step"] > 0, "the second run did not resume"
     for name in TRAIN_OUTPUTS:
         resumed, uninterrupted = work / TRAIN_DIR / name, slurm_run.workdir / TRAIN_DIR / name
         if name == "meta.json":
