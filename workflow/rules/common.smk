@@ -31,8 +31,6 @@ shell.prefix(
     + "${{PYTHONPATH:+:$PYTHONPATH}}; "
     + ("" if _uses_conda() else f"export PATH={Path(sys.executable).parent}:$PATH; ")
 )
-# Legacy spelling still used by synth.smk; expands to plain `python -m stemlab`.
-STEMLAB_FSTRING = "python -m stemlab"
 
 
 # --------------------------------------------------------------------------- synthetic data

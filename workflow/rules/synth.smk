@@ -26,8 +26,8 @@ rule synth_shard:
     params:
         args=synth_generate_args(),
     shell:
-        f"{STEMLAB_FSTRING}.synth generate --shard {{wildcards.shard}} --out {{output}} "
-        f"--workers {{threads}} {{params.args}} > {{log}} 2>&1"
+        "python -m stemlab.synth generate --shard {wildcards.shard} --out {output} "
+        "--workers {threads} {params.args} > {log} 2>&1"
 
 
 rule synth_manifest:
@@ -44,7 +44,7 @@ rule synth_manifest:
         runtime=runtime_min(10),
         slurm_partition=cpu_partition(),
     shell:
-        f"{STEMLAB_FSTRING}.synth manifest --out {{output}} {{input}} > {{log}} 2>&1"
+        "python -m stemlab.synth manifest --out {output} {input} > {log} 2>&1"
 
 
 # --------------------------------------------------------------------------- validity, figures, export (issue 3b)
