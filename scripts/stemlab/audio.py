@@ -47,14 +47,21 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(audio, sr_in, sr_out, quality="VHQ").astype(np.float32, copy=False)
 
 
-def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sr: int, *, subtype: str = "PCM_24") -> None:
-    """Write audio atomically; the format follows the suffix (.flac, .wav)."""
+def write_audio(
+    path: str | os.PathLike[str], audio: np.ndarray, sr: int, *, subtype: str = "PCM_24", compression_level: float | None = None
+) -> None:
+    """Write audio atomically; the format follows the suffix (.flac, .wav).
+
+    `compression_level` (FLAC only, 0..1, libsndfile maps it to FLAC levels 0..8; None = libsndfile's
+    default, level 5) trades encoding time for file size; the decoded samples are the same at any level.
+    """
     path = Path(path)
     fmt = {".flac": "FLAC", ".wav": "WAV"}.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: unsupported audio suffix (use .flac or .wav)")
+    kwargs = {"compression_level": compression_level} if fmt == "FLAC" and compression_level is not None else {}
     with atomic_path(path) as tmp:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, format=fmt, subtype=subtype)
+        sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, format=fmt, subtype=subtype, **kwargs)
 
 
 def wav_truncation(path: str | os.PathLike[str]) -> str | None:

@@ -164,15 +164,21 @@ def stage_faders(pres: list[np.ndarray], fxs: list[dict], target_lufs: float, sr
     """
     from stemlab.synth.loudness import integrated_loudness
 
-    bus = sum_stems([fader_pan(pre, fx) for pre, fx in zip(pres, fxs)])
-    bus_lufs = integrated_loudness(bus, sr)
-    del bus
+    # One bus and one scratch buffer: each faded stem is written into the scratch and added in place,
+    # the same float32 operations in the same order as sum_stems([fader_pan(...)]) (identical bytes).
+    bus = np.zeros_like(pres[0], dtype=np.float32)
+    scratch = np.empty_like(bus)
     room = math.inf
     for pre, fx in zip(pres, fxs):
         gains = stem_gains(fx)
+        scale_channels(pre, gains, out=scratch)
+        bus += scratch
         peak = max(float(np.max(np.abs(pre[:, c]))) * g for c, g in enumerate(gains))
         if peak > 0:
             room = min(room, headroom_db - 20 * math.log10(peak))
+    del scratch
+    bus_lufs = integrated_loudness(bus, sr)
+    del bus
     shift = _r(min(target_lufs - bus_lufs, room), 3)
     for fx in fxs:
         fx["fader_db"] = _r(fx["fader_db"] + shift, 3)
@@ -243,9 +249,27 @@ def stem_gains(fx: dict) -> tuple[float, float]:
     return gl * g, gr * g
 
 
-def fader_pan(pre: np.ndarray, fx: dict) -> np.ndarray:
-    gl, gr = stem_gains(fx)
-    return pre * np.array([gl, gr], dtype=np.float32)
+_BLOCK = 8192  # samples per row when scaling (frames, 2) by per-channel gains
+
+
+def scale_channels(audio: np.ndarray, gains: tuple[float, float], out: np.ndarray | None = None) -> np.ndarray:
+    """`audio * float32(gains)` for (frames, 2) float32, bit-identical to the broadcast product but
+    ~10x faster: numpy's broadcast over a length-2 last axis runs a 2-element inner loop, so the flat
+    samples are multiplied by the gains tiled into rows of _BLOCK instead."""
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if out is None:
+        out = np.empty_like(audio)
+    g = np.tile(np.array(gains, dtype=np.float32), _BLOCK // 2)
+    flat, dst = audio.reshape(-1), out.reshape(-1)
+    full = flat.size // _BLOCK * _BLOCK
+    np.multiply(flat[:full].reshape(-1, _BLOCK), g, out=dst[:full].reshape(-1, _BLOCK))
+    np.multiply(flat[full:], g[: flat.size - full], out=dst[full:])
+    return out
+
+
+def fader_pan(pre: np.ndarray, fx: dict, out: np.ndarray | None = None) -> np.ndarray:
+    """`pre` times the stem gains in float32; `out=pre` scales in place (same bytes, no copy)."""
+    return scale_channels(pre, stem_gains(fx), out=out)
 
 
 def apply_stem_fx(dry: np.ndarray, fx: dict, sr: int) -> np.ndarray:

@@ -35,6 +35,9 @@ from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
 
 log = logging.getLogger("stemlab.synth")
 OUTPUTS = ("mix", "stems", "dry", "midi")
+# FLAC level 1 (libsndfile maps 0..1 to levels 0..8; its default is 5): lossless like any level, about
+# a fifth less encoding CPU for a few percent larger files (scripts/bench/synth_throughput.py)
+FLAC_COMPRESSION = 0.125
 SPLITS = ("train", "valid", "test")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -307,7 +310,9 @@ class SongMaker:
             raise GateRejected("audio", ["the mix bus is silent"])
         wet = {}
         for part, fx, _ in stems_meta:
-            raw = mixing.fader_pan(pres.pop(part.name), fx)
+            pre = pres.pop(part.name)
+            raw = mixing.fader_pan(pre, fx, out=pre)  # the pre-fader stem is not needed any more
+            del pre
             stats[part.name]["wet"] = quality.signal_stats(raw)
             wet[part.name] = quantize24(raw)
             del raw
@@ -410,12 +415,12 @@ def write_song(song: Song, song_dir: Path, outputs: tuple[str, ...]) -> None:
     sr = song.meta["sample_rate"]
     song_dir.mkdir(parents=True, exist_ok=True)
     if "mix" in outputs:
-        write_audio(song_dir / "mix.flac", song.mix, sr)
+        write_audio(song_dir / "mix.flac", song.mix, sr, compression_level=FLAC_COMPRESSION)
     for name in song.wet:
         if "stems" in outputs:
-            write_audio(song_dir / "wet" / f"{name}.flac", song.wet[name], sr)
+            write_audio(song_dir / "wet" / f"{name}.flac", song.wet[name], sr, compression_level=FLAC_COMPRESSION)
         if "dry" in outputs:
-            write_audio(song_dir / "dry" / f"{name}.flac", song.dry[name], sr)
+            write_audio(song_dir / "dry" / f"{name}.flac", song.dry[name], sr, compression_level=FLAC_COMPRESSION)
         if "midi" in outputs:
             (song_dir / "midi").mkdir(exist_ok=True)
             with atomic_path(song_dir / "midi" / f"{name}.mid") as tmp:
