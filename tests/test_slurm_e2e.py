@@ -214,6 +214,14 @@ class SlurmRun:
     wall_s: float
 
 
+def die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the test process dies (the cluster's watchdog stops the daemons)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def snakemake_cmd(workdir: Path, profile: Path, *extra: str, targets: list[str] = TARGETS) -> list[str]:
     return [
         sys.executable, "-m", "snakemake", *targets,
@@ -256,6 +264,7 @@ def slurm_run(slurm_cluster, tmp_path_factory) -> SlurmRun:
     run = subprocess.run(
         ["timeout", "-k", "20", str(SNAKEMAKE_TIMEOUT_S), *snakemake_cmd(workdir, profile)],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=SNAKEMAKE_TIMEOUT_S + 60,
+        preexec_fn=die_with_parent,
     )
     wall = time.monotonic() - start
     output = run.stdout + run.stderr
@@ -415,7 +424,8 @@ def test_preempted_training_is_requeued_and_resumes(slurm_run, slurm_cluster, tm
     out_path = work / "snakemake-requeue.out"
     with open(out_path, "w") as out:
         proc = subprocess.Popen(
-            ["timeout", "-k", "20", "300", *cmd], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+            ["timeout", "-k", "20", "300", *cmd], cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=die_with_parent,
         )
     try:
         def running_training_job():
