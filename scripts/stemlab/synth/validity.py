@@ -412,8 +412,12 @@ def analyze_songs(
     else:
         from concurrent.futures import ProcessPoolExecutor
 
+        # The first song runs here: it JIT-compiles librosa's numba kernels and writes their on-disk
+        # cache once, so forked workers inherit them instead of racing to compile and write the cache
+        # (with a cold cache in a fresh venv, a worker died: BrokenProcessPool in a SLURM test run).
+        rows = [_analyze(jobs[0])]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            rows = list(progress(pool.map(_analyze, jobs), desc="validity", total=len(jobs)))
+            rows += list(progress(pool.map(_analyze, jobs[1:]), desc="validity", total=len(jobs) - 1))
     stem_columns = ["song_id", "genre", "stem", "role", "category", "instrument", "notes", "correct", "wrong", "unvoiced"]
     stems = pd.DataFrame([s for r in rows for s in r["stems"]], columns=stem_columns)
     return pd.DataFrame([r["song"] for r in rows]), stems
