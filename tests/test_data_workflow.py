@@ -18,7 +18,7 @@ import yaml
 from stemlab.plan import hash_shard
 from tests.data_fixtures import make_medleydb, make_moisesdb, make_musdb, make_synth_shard
 from tests.download_server import FileServer
-from tests.workflow_utils import PY, REPO, snakemake
+from tests.workflow_utils import snakemake_in, PY, REPO, snakemake
 
 DATA_RULES = [
     "download_corpus", "extract_corpus", "canonical_stems", "canonical_stems_synthetic", "preprocess",
@@ -46,18 +46,8 @@ def _tar(src: Path, out: Path) -> Path:
 
 
 def _run(workdir: Path, overlay: dict, *args: str):
-    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    env = {"PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # `python` = this venv
-    return snakemake(
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "smoke.yaml"), str(workdir / "overlay.yaml"),
-        "--cores", "2",
-        *args,
-        # synthetic shards are given (made by the fixture, not by the synth rules); last: it takes a list
-        "--allowed-rules", *DATA_RULES,
-        cwd=workdir, env=env, timeout=600,
-    )
+    # synthetic shards are given (made by the fixture, not by the synth rules); last: it takes a list
+    return snakemake_in(workdir, overlay, *args, "--allowed-rules", *DATA_RULES, cores=2, timeout=600)
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ from stemlab.download.extract import MANIFEST
 from stemlab.errors import StemlabError
 from tests.download_server import FileServer
 from tests.test_download_extract import FILES, make_tar, make_zip
-from tests.workflow_utils import PY, REPO, snakemake
+from tests.workflow_utils import snakemake_in, PY, REPO, snakemake
 
 MEDLEY = {
     "MedleyDB/Audio/Song_C/Song_C_METADATA.yaml": b"artist: x\n",
@@ -117,16 +117,7 @@ def test_missing_local_path_names_the_key(tmp_path):
 
 
 def _run(workdir: Path, overlay: dict, *targets: str) -> subprocess.CompletedProcess:
-    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    env = {"PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}  # `python` = this venv
-    return snakemake(
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--configfile", str(REPO / "config" / "smoke.yaml"), str(workdir / "overlay.yaml"),
-        "--cores", "1",
-        *targets,
-        cwd=workdir, env=env, timeout=300,
-    )
+    return snakemake_in(workdir, overlay, *targets, cores=1, timeout=300)
 
 
 def test_download_rules_end_to_end(tmp_path):

@@ -68,3 +68,18 @@ def snakemake(*args: str, cwd: Path = REPO, timeout: float = 600, env: dict | No
         timeout=timeout,
         env=full_env,
     )
+
+
+def snakemake_in(workdir: Path, overlay: dict, *args: str, cores: int = 1, timeout: float = 300):
+    """Run the repo's workflow in `workdir` on the smoke config plus `overlay` (written to overlay.yaml)."""
+    import yaml
+
+    (workdir / "overlay.yaml").write_text(yaml.safe_dump(overlay))
+    return snakemake(
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", str(SMOKE), str(workdir / "overlay.yaml"),
+        "--cores", str(cores),
+        *args,
+        cwd=workdir, timeout=timeout,
+    )
