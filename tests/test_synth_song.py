@@ -182,3 +182,13 @@ def test_a_song_failing_every_attempt_is_a_one_line_error(maker, monkeypatch):
         maker.make(5)
     msg = str(exc.value)
     assert "syn-000005" in msg and "synth.max_attempts" in msg and "\n" not in msg
+
+
+def test_master_bus_releases_are_timed_to_the_beat(songs):
+    """Glue compressor recovers over 1-1.25 beats, the limiter over about half a beat (fixed 100-400 ms
+    releases made loud electronic masters swell into the off-beats)."""
+    for _, meta in songs:
+        beat_ms = 60_000.0 / meta["tempo_bpm"]  # the annotated beat (a dotted quarter in 6/8)
+        stages = {c["stage"]: c for c in meta["master_fx"]["chain"]}
+        assert beat_ms - 0.01 <= stages["glue"]["release_ms"] <= 1.25 * beat_ms + 0.01
+        assert 0.45 * beat_ms - 0.01 <= stages["limiter"]["release_ms"] <= 0.55 * beat_ms + 0.01

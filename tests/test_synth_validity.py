@@ -177,6 +177,33 @@ def test_trackers_find_click_beats(tracker):
     assert validity.beat_scores(beats, late)["beat_f"] < 0.2
 
 
+@pytest.mark.parametrize("tracker", ["essentia", "librosa"])
+def test_genre_tempo_prior_fixes_double_tempo(tracker):
+    """80 bpm with half-loud off-beat clicks: unbounded, both trackers prefer 160 bpm (F ~0.67 on the
+    annotated beats); told the reggae range they find the annotated 80 bpm beats."""
+    beats = np.arange(0.5, 29.5, 0.75)
+    audio = click_track(beats, 30.0) + 0.5 * click_track(beats[:-1] + 0.375, 30.0)
+    free = validity.track_beats(audio, SR, tracker)
+    assert validity.best_metrical_level(beats, free)[0] == "double"
+    bounded = validity.track_beats(audio, SR, tracker, validity.genre_tempo_range("reggae", "4/4", 0.1))
+    assert validity.beat_scores(beats, bounded)["beat_f"] >= 0.95
+
+
+def test_genre_tempo_range():
+    from stemlab.synth.genres import GENRES
+
+    lo, hi = GENRES["reggae"].tempo
+    assert validity.genre_tempo_range("reggae", "4/4", 0.1) == pytest.approx((lo * 0.9, hi * 1.1))
+    c_lo, c_hi = GENRES["blues"].compound_tempo  # 12/8: the annotated beat is the dotted quarter
+    assert validity.genre_tempo_range("blues", "12/8", 0.0) == pytest.approx((c_lo, c_hi))
+    assert validity.genre_tempo_range("blues", "3/4", 0.0) == pytest.approx(GENRES["blues"].tempo)
+    assert validity.genre_tempo_range("funk", "4/4", 0.1) is None  # real corpora: no preset, no bound
+    with pytest.raises(StemlabError, match="tempo_prior"):
+        validity.ValidityParams(tempo_prior="exact")
+    with pytest.raises(StemlabError, match="tempo_prior_margin"):
+        validity.ValidityParams(tempo_prior_margin=1.5)
+
+
 # --------------------------------------------------------------------------- MIDI
 
 

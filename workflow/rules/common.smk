@@ -127,6 +127,8 @@ def synth_validity_args():
     args = ["--splits", *v.get("splits", ["test"])]
     args += ["--max-songs-per-genre", str(v.get("max_songs_per_genre", 0))]
     args += ["--beat-tracker", v.get("beat_tracker", "essentia")]
+    args += ["--tempo-prior", v.get("tempo_prior", "genre")]
+    args += ["--tempo-prior-margin", str(v.get("tempo_prior_margin", 0.1))]
     args += ["--beat-window", str(v.get("beat_window_s", 0.07))]
     args += ["--beat-trim", str(v.get("beat_trim_s", 5.0))]
     args += ["--stem-audio", v.get("stem_audio", "dry")]

@@ -62,6 +62,8 @@ def cmd_validity(args: argparse.Namespace) -> int:
     setup_logging(args.log)
     params = validity.ValidityParams(
         beat_tracker=args.beat_tracker,
+        tempo_prior=args.tempo_prior,
+        tempo_prior_margin=args.tempo_prior_margin,
         beat_window_s=args.beat_window,
         beat_trim_s=args.beat_trim,
         stem_audio=args.stem_audio,
@@ -125,6 +127,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", nargs="+", default=["test"])
     p.add_argument("--max-songs-per-genre", type=int, default=0)
     p.add_argument("--beat-tracker", default="essentia")
+    p.add_argument("--tempo-prior", default="genre", help="genre: the tracker gets the genre preset's tempo range; none: no bound")
+    p.add_argument("--tempo-prior-margin", type=float, default=0.1, help="widen the genre range by this fraction each way")
     p.add_argument("--beat-window", type=float, default=0.07)
     p.add_argument("--beat-trim", type=float, default=5.0)
     p.add_argument("--stem-audio", default="dry")

@@ -185,8 +185,14 @@ def stage_faders(pres: list[np.ndarray], fxs: list[dict], target_lufs: float, sr
     return shift, bus_lufs + shift
 
 
-def sample_master_fx(style: MixStyle, target_lufs: float, bus_lufs: float, rng: np.random.Generator) -> dict:
-    """Master bus: subsonic filter, trim to the target loudness, glue compressor, brick-wall limiter."""
+def sample_master_fx(style: MixStyle, target_lufs: float, bus_lufs: float, beat_s: float, rng: np.random.Generator) -> dict:
+    """Master bus: subsonic filter, trim to the target loudness, glue compressor, brick-wall limiter.
+
+    Both release times are timed to the tempo, as engineers set them so the bus breathes with the
+    groove: the glue compressor recovers over about one beat, the limiter over about half a beat.
+    Fixed releases of 100-400 ms (glue) and 50-200 ms (limiter) made a loud master swell into every
+    off-beat at 120-130 bpm, and beat trackers locked to the off-beats of 2 of 8 electronic songs."""
+    beat_ms = 1000.0 * beat_s
     target = target_lufs
     chain = [
         {"stage": "subsonic", "type": "HighpassFilter", "cutoff_frequency_hz": _u(rng, (15.0, 25.0), 2)},
@@ -197,13 +203,13 @@ def sample_master_fx(style: MixStyle, target_lufs: float, bus_lufs: float, rng: 
             "threshold_db": _r(target + rng.uniform(-2.0, 4.0), 2),
             "ratio": _u(rng, style.glue_ratio, 3),
             "attack_ms": _log_u(rng, 10, 30),
-            "release_ms": _log_u(rng, 100, 400),
+            "release_ms": _log_u(rng, beat_ms, 1.25 * beat_ms),
         },
         {
             "stage": "limiter",
             "type": "BrickwallLimiter",
             "ceiling_db": _u(rng, style.limiter_ceiling_db, 2),
-            "release_ms": _log_u(rng, 50, 200),
+            "release_ms": _log_u(rng, 0.45 * beat_ms, 0.55 * beat_ms),
             "lookahead_ms": 5.0,
             "true_peak": False,
         },

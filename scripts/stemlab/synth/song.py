@@ -317,7 +317,7 @@ class SongMaker:
             wet[part.name] = quantize24(raw)
             del raw
         bus = mixing.sum_stems([wet[p.name] for p in score.parts])
-        master = mixing.sample_master_fx(genre.mix, target, round(bus_lufs, 3), r_master)
+        master = mixing.sample_master_fx(genre.mix, target, round(bus_lufs, 3), beat_s, r_master)
         raw_mix = mixing.apply_master(bus, master, sr)
         del bus
         frames_per_tick = music_frames / score.end_tick

@@ -23,6 +23,8 @@ from stemlab.synth.midinotes import Note, is_monophonic, read_notes
 from stemlab.synth.songdir import load_song, time_signature_text
 
 BEAT_TRACKERS = ("essentia", "librosa")
+TEMPO_PRIORS = ("genre", "none")
+ESSENTIA_TEMPO_LIMITS = (40, 180, 60, 250)  # RhythmExtractor2013: minTempo in [40, 180], maxTempo in [60, 250]
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,11 @@ class ValidityParams:
     beat_tracker: str = "essentia"
     beat_window_s: float = 0.07  # half-width of the hit window (MIREX / mir_eval: 70 ms)
     beat_trim_s: float = 5.0  # beats before this time are ignored in both sequences (MIREX convention)
+    # What the tracker is told, as a musician would be: the tempo range of the song's genre for its meter
+    # class (the preset's range, widened by the margin on both sides), never the song's own tempo. Without
+    # it the tracker picks its favourite metrical level (~120 bpm) and locks 80-bpm reggae at 160.
+    tempo_prior: str = "genre"
+    tempo_prior_margin: float = 0.1
     stem_audio: str = "dry"  # which stem rendering the pitch tracker hears: dry or wet
     pitch_tolerance_semitones: float = 0.5
     pitch_sr: int = 22_050
@@ -66,6 +73,14 @@ class ValidityParams:
             raise StemlabError(
                 f"synth.validity.beat_tracker={self.beat_tracker!r} is not one of {', '.join(BEAT_TRACKERS)}; "
                 "fix the config"
+            )
+        if self.tempo_prior not in TEMPO_PRIORS:
+            raise StemlabError(
+                f"synth.validity.tempo_prior={self.tempo_prior!r} is not one of {', '.join(TEMPO_PRIORS)}; fix the config"
+            )
+        if not 0 <= self.tempo_prior_margin < 1:
+            raise StemlabError(
+                f"synth.validity.tempo_prior_margin={self.tempo_prior_margin!r} must be in [0, 1); fix the config"
             )
         if self.stem_audio not in ("dry", "wet"):
             raise StemlabError(f"synth.validity.stem_audio={self.stem_audio!r} must be dry or wet; fix the config")
@@ -165,8 +180,27 @@ def best_metrical_level(
     return best[0], max(best[1], 0.0)
 
 
-def track_beats(mono: np.ndarray, sr: int, tracker: str = "essentia") -> np.ndarray:
-    """Beat times (seconds) of a mono signal by an off-the-shelf tracker that never saw the MIDI."""
+def genre_tempo_range(genre: str, time_signature: str, margin: float) -> tuple[float, float] | None:
+    """The genre preset's tempo range (bpm of the annotated beat) for the meter class of
+    `time_signature` ("6/8": compound), widened by `margin` each way; None for a genre without preset
+    (songs of real corpora)."""
+    from stemlab.synth.genres import GENRES
+    from stemlab.synth.timing import Meter
+
+    preset = GENRES.get(genre)
+    if preset is None:
+        return None
+    num, _, den = time_signature.partition("/")
+    compound = Meter(int(num), int(den)).compound if num.isdigit() and den.isdigit() else False
+    lo, hi = preset.compound_tempo if compound else preset.tempo
+    return float(lo) * (1.0 - margin), float(hi) * (1.0 + margin)
+
+
+def track_beats(
+    mono: np.ndarray, sr: int, tracker: str = "essentia", tempo_range: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Beat times (seconds) of a mono signal by an off-the-shelf tracker that never saw the MIDI;
+    `tempo_range` (bpm) bounds the tempo it may choose."""
     mono = np.ascontiguousarray(mono, dtype=np.float32)
     if tracker == "essentia":
         import essentia
@@ -176,12 +210,26 @@ def track_beats(mono: np.ndarray, sr: int, tracker: str = "essentia") -> np.ndar
 
         if sr != 44_100:  # RhythmExtractor2013 assumes 44.1 kHz
             mono = resample(mono[:, None], sr, 44_100)[:, 0]
-        _, ticks, _, _, _ = es.RhythmExtractor2013(method="multifeature")(mono)
+        bounds = {}
+        if tempo_range is not None:
+            min_lo, min_hi, max_lo, max_hi = ESSENTIA_TEMPO_LIMITS
+            bounds = {
+                "minTempo": int(np.clip(math.floor(tempo_range[0]), min_lo, min_hi)),
+                "maxTempo": int(np.clip(math.ceil(tempo_range[1]), max_lo, max_hi)),
+            }
+        _, ticks, _, _, _ = es.RhythmExtractor2013(method="multifeature", **bounds)(mono)
         return np.asarray(ticks, dtype=float)
     if tracker == "librosa":
         import librosa
 
-        _, beats = librosa.beat.beat_track(y=mono, sr=sr, units="time")
+        onset = librosa.onset.onset_strength(y=mono, sr=sr)
+        prior = None
+        if tempo_range is not None:
+            from scipy.stats import uniform
+
+            prior = uniform(tempo_range[0], tempo_range[1] - tempo_range[0])
+        bpm = float(librosa.feature.tempo(onset_envelope=onset, sr=sr, prior=prior)[0])
+        _, beats = librosa.beat.beat_track(onset_envelope=onset, sr=sr, bpm=bpm, units="time")
         return np.asarray(beats, dtype=float)
     raise ValueError(f"unknown beat tracker {tracker!r}")
 
@@ -272,7 +320,11 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     beats = meta.get("beats")
     if not beats:
         raise StemlabError(f"{song_dir / 'song.json'}: no 'beats' annotation; regenerate the shard")
-    estimated = track_beats(mix, sr, params.beat_tracker)
+    tempo_range = None
+    if params.tempo_prior == "genre":
+        tempo_range = genre_tempo_range(row["genre"], row["time_signature"], params.tempo_prior_margin)
+    row["tempo_prior_bpm"] = "" if tempo_range is None else f"{tempo_range[0]:.1f}-{tempo_range[1]:.1f}"
+    estimated = track_beats(mix, sr, params.beat_tracker, tempo_range)
     row.update(beat_scores(beats, estimated, params.beat_window_s, params.beat_trim_s))
     row["tracked_level"], row["beat_f_tracked_level"] = best_metrical_level(
         beats, estimated, params.beat_window_s, params.beat_trim_s
@@ -284,7 +336,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
         if stem.get("role") == "drums" and wet:
             drums, drums_sr = _mono(song_dir / wet)
             row["beat_f_drums"] = beat_scores(
-                beats, track_beats(drums, drums_sr, params.beat_tracker), params.beat_window_s, params.beat_trim_s
+                beats, track_beats(drums, drums_sr, params.beat_tracker, tempo_range), params.beat_window_s, params.beat_trim_s
             )["beat_f"]
             break
 
