@@ -16,7 +16,7 @@ import soundfile as sf
 from stemlab.errors import StemlabError
 from stemlab.synth import mixing, quality
 from stemlab.synth.render import Renderer
-from stemlab.synth.song import GateRejected, SongMaker, SynthSettings, quantize24, write_song
+from stemlab.synth.song import GateRejected, SongMaker, SynthSettings, pcm24_words, quantize24, write_song
 from stemlab.taxonomy import STEMS
 
 SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -192,3 +192,16 @@ def test_master_bus_releases_are_timed_to_the_beat(songs):
         stages = {c["stage"]: c for c in meta["master_fx"]["chain"]}
         assert beat_ms - 0.01 <= stages["glue"]["release_ms"] <= 1.25 * beat_ms + 0.01
         assert 0.45 * beat_ms - 0.01 <= stages["limiter"]["release_ms"] <= 0.55 * beat_ms + 0.01
+
+
+def test_pcm24_words_write_the_same_flac_as_floats(tmp_path):
+    from stemlab.audio import read_audio, write_audio
+
+    rng = np.random.Generator(np.random.PCG64(3))
+    raw = rng.normal(0, 0.4, (44_100, 2)).astype(np.float32)
+    raw[:2] = [[-1.0, 1.0], [1.5, -1.5]]  # full scale and beyond: quantize24 clips to [-1, 1 - 2^-23]
+    q = quantize24(raw)
+    write_audio(tmp_path / "f.flac", q, 44_100)
+    write_audio(tmp_path / "i.flac", pcm24_words(q), 44_100)
+    assert (tmp_path / "f.flac").read_bytes() == (tmp_path / "i.flac").read_bytes()
+    assert np.array_equal(read_audio(tmp_path / "i.flac")[0], q)

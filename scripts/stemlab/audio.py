@@ -52,6 +52,7 @@ def write_audio(
 ) -> None:
     """Write audio atomically; the format follows the suffix (.flac, .wav).
 
+    Integer arrays are written as they are (int32: libsndfile keeps the top bits), floats as float32.
     `compression_level` (FLAC only, 0..1, libsndfile maps it to FLAC levels 0..8; None = libsndfile's
     default, level 5) trades encoding time for file size; the decoded samples are the same at any level.
     """
@@ -61,7 +62,8 @@ def write_audio(
         raise ValueError(f"{path}: unsupported audio suffix (use .flac or .wav)")
     kwargs = {"compression_level": compression_level} if fmt == "FLAC" and compression_level is not None else {}
     with atomic_path(path) as tmp:
-        sf.write(tmp, np.asarray(audio, dtype=np.float32), sr, format=fmt, subtype=subtype, **kwargs)
+        data = audio if isinstance(audio, np.ndarray) and audio.dtype in (np.int16, np.int32) else np.asarray(audio, dtype=np.float32)
+        sf.write(tmp, data, sr, format=fmt, subtype=subtype, **kwargs)
 
 
 def wav_truncation(path: str | os.PathLike[str]) -> str | None:

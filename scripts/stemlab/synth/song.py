@@ -112,6 +112,12 @@ def quantize24(audio: np.ndarray) -> np.ndarray:
     return q
 
 
+def pcm24_words(q: np.ndarray) -> np.ndarray:
+    """A quantize24 result as the int32 words libsndfile stores for PCM_24 (sample * 2^31, exact in
+    float32): the FLAC writer then skips its own float conversion, about a tenth of the encoding CPU."""
+    return np.multiply(q, np.float32(2147483648.0), dtype=np.float32).astype(np.int32)
+
+
 def loudness(audio: np.ndarray, sr: int) -> float | None:
     """Integrated loudness (BS.1770 as pyloudnorm measures it) in LUFS; None for silence."""
     value = integrated_loudness(audio, sr)
@@ -415,12 +421,12 @@ def write_song(song: Song, song_dir: Path, outputs: tuple[str, ...]) -> None:
     sr = song.meta["sample_rate"]
     song_dir.mkdir(parents=True, exist_ok=True)
     if "mix" in outputs:
-        write_audio(song_dir / "mix.flac", song.mix, sr, compression_level=FLAC_COMPRESSION)
+        write_audio(song_dir / "mix.flac", pcm24_words(song.mix), sr, compression_level=FLAC_COMPRESSION)
     for name in song.wet:
         if "stems" in outputs:
-            write_audio(song_dir / "wet" / f"{name}.flac", song.wet[name], sr, compression_level=FLAC_COMPRESSION)
+            write_audio(song_dir / "wet" / f"{name}.flac", pcm24_words(song.wet[name]), sr, compression_level=FLAC_COMPRESSION)
         if "dry" in outputs:
-            write_audio(song_dir / "dry" / f"{name}.flac", song.dry[name], sr, compression_level=FLAC_COMPRESSION)
+            write_audio(song_dir / "dry" / f"{name}.flac", pcm24_words(song.dry[name]), sr, compression_level=FLAC_COMPRESSION)
         if "midi" in outputs:
             (song_dir / "midi").mkdir(exist_ok=True)
             with atomic_path(song_dir / "midi" / f"{name}.mid") as tmp:
