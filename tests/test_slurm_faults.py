@@ -8,7 +8,15 @@ import sys
 import pytest
 
 from stemlab.errors import StemlabError, run_cli
-from stemlab.faults import FAULT_ENV, check_memory_fault, parse_fault_spec, parse_scontrol_job, rule_of_comment
+from stemlab.faults import (
+    FAULT_ENV,
+    STEP_DELAY_ENV,
+    check_memory_fault,
+    parse_fault_spec,
+    parse_scontrol_job,
+    rule_of_comment,
+    training_step_delay,
+)
 from tests.workflow_utils import REPO
 
 RECORD = (
@@ -63,3 +71,11 @@ def test_cli_process_unaffected_when_unset():
         capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO / "scripts"), "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_step_delay_switch():
+    assert training_step_delay({}) == 0.0
+    assert training_step_delay({STEP_DELAY_ENV: "2"}) == 2.0
+    for bad in ("soon", "-1", "1e9"):
+        with pytest.raises(StemlabError, match=STEP_DELAY_ENV):
+            training_step_delay({STEP_DELAY_ENV: bad})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -126,6 +127,15 @@ def test_two_runs_give_identical_weights_and_logs(tmp_path):
     state = torch.get_rng_state()
     Trainer(model, _loss, _data_factory(3, 4), _config(), tmp_path / "d").fit()
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_test_only_step_delay_slows_but_does_not_change_training(tmp_path, monkeypatch):
+    a, _ = _fit(tmp_path, "a", _config())
+    monkeypatch.setenv("STEMLAB_FAULT_STEP_DELAY_S", "0.02")
+    t0 = time.monotonic()
+    b, _ = _fit(tmp_path, "b", _config())
+    assert time.monotonic() - t0 >= 0.02 * _config().steps
+    assert _same_weights(a, b)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path):

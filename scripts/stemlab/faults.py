@@ -1,4 +1,10 @@
-"""Test-only fault injection: make a rule's SLURM job fail when SLURM gave it too little memory.
+"""Test-only fault injection for the SLURM end-to-end test; both switches are unset everywhere else.
+
+1. STEMLAB_FAULT_STEP_DELAY_S=2: every training step of the shared loop sleeps that long afterwards
+   (the math is untouched), so the requeue test's SLURM requeue lands mid-training even on an idle node
+   where the smoke model would otherwise finish all its steps within a second or two.
+
+2. Make a rule's SLURM job fail when SLURM gave it too little memory.
 
 The SLURM end-to-end test (tests/test_slurm_e2e.py) sets
 
@@ -25,6 +31,22 @@ from collections.abc import Callable, Mapping
 from stemlab.errors import StemlabError
 
 FAULT_ENV = "STEMLAB_FAULT_MIN_MEM_MB"
+STEP_DELAY_ENV = "STEMLAB_FAULT_STEP_DELAY_S"
+
+
+def training_step_delay(env: Mapping[str, str] | None = None) -> float:
+    """Seconds each training step sleeps after its update (0 when STEP_DELAY_ENV is unset)."""
+    env = os.environ if env is None else env
+    raw = env.get(STEP_DELAY_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 60.0:
+        raise StemlabError(f"{STEP_DELAY_ENV}={raw!r} must be seconds in [0, 60]; unset it outside tests/test_slurm_e2e.py")
+    return value
 
 
 def parse_fault_spec(spec: str) -> dict[str, int]:

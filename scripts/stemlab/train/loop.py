@@ -31,6 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 from stemlab.errors import StemlabError
+from stemlab.faults import training_step_delay
 from stemlab.logs import log
 from stemlab.seeding import derive_seed
 from stemlab.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
@@ -294,6 +295,7 @@ class Trainer:
             log.info("checkpoint %s", path)
             return path
 
+        step_delay = training_step_delay()  # test-only (stemlab.faults); 0 outside the SLURM requeue test
         with _StopRequest() as stop, contextlib.closing(bar), _closing_iterator(batches):
             log.info("%s: training steps %d..%d on %s", self.desc, start + 1, cfg.steps, device)
             for step in range(start, cfg.steps):
@@ -330,6 +332,8 @@ class Trainer:
                     history.append(row)
                     bar.set_postfix(loss=f"{row['loss']:.4g}", refresh=False)
                 bar.update(1)
+                if step_delay:
+                    time.sleep(step_delay)
                 if self.eval_fn is not None and (
                     (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps
                 ):
