@@ -39,3 +39,15 @@ def test_report_builds(smoke_run):
     assert out.returncode == 0, out.stdout + out.stderr
     with zipfile.ZipFile(report) as zf:
         assert any(name.endswith(".html") for name in zf.namelist())
+
+
+def test_smoke_validity_table_meets_the_paper_targets(smoke_run):
+    """Issue 3's validity targets on the smoke songs, as the synth_validity rule's table and log print them."""
+    import pandas as pd
+
+    table = pd.read_csv(smoke_run / "results" / "tables" / "synth_validity.csv").set_index("group")
+    assert table.loc["time_signature=4/4", "beat_f"] >= 0.95
+    assert table.loc["overall", "bass_note_accuracy"] >= 0.9
+    assert table.loc["overall", "melody_note_accuracy"] >= 0.9
+    log = (smoke_run / "logs" / "synth" / "synth_validity.log").read_text()
+    assert "acceptance: beat F-measure" in log and "BELOW TARGET" not in log
