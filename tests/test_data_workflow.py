@@ -18,7 +18,7 @@ import yaml
 from stemlab.plan import hash_shard
 from tests.data_fixtures import make_medleydb, make_moisesdb, make_musdb, make_synth_shard
 from tests.download_server import FileServer
-from tests.workflow_utils import snakemake_in, PY, REPO, snakemake
+from tests.workflow_utils import REPO, snakemake, snakemake_in
 
 DATA_RULES = [
     "download_corpus", "extract_corpus", "canonical_stems", "canonical_stems_synthetic", "preprocess",

@@ -16,7 +16,7 @@ from stemlab.download.extract import MANIFEST
 from stemlab.errors import StemlabError
 from tests.download_server import FileServer
 from tests.test_download_extract import FILES, make_tar, make_zip
-from tests.workflow_utils import snakemake_in, PY, REPO, snakemake
+from tests.workflow_utils import REPO, snakemake_in
 
 MEDLEY = {
     "MedleyDB/Audio/Song_C/Song_C_METADATA.yaml": b"artist: x\n",

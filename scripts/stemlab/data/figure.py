@@ -11,23 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
+from stemlab.plotting import paper_style, save_pdf
 from stemlab.taxonomy import STEMS
 
 SPLIT_COLORS = {"train": "C0", "valid": "C1", "test": "C2"}
 
 
 def plot(table: pd.DataFrame, out: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
     if table.empty:
         raise StemlabError(f"{out}: the corpus table has no rows; enable a corpus (data.corpora.*, data.synthetic)")
-    sns.set_theme(style="whitegrid", context="paper")
+    plt, sns = paper_style()
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * len(table) + 2.6), gridspec_kw={"width_ratios": [1, 1.6]})
     corpora = list(table["corpus"])
     # corpora differ by orders of magnitude in size (synthetic vs real): bars show each corpus's split
@@ -52,9 +46,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> None:
     axes[1].set_xticklabels(axes[1].get_xticklabels(), rotation=40, ha="right")
     axes[1].set_ylabel("")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
-    plt.close(fig)
+    save_pdf(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

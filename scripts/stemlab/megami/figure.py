@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
+from stemlab.plotting import paper_style, save_pdf
 
 SYSTEM_ORDER = ("fxprocessor", "mean_fx", "loudness_matched", "identity")
 METRICS = (
@@ -36,13 +36,7 @@ def read_items(path: str | Path) -> pd.DataFrame:
 
 
 def plot(frame: pd.DataFrame, out: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="paper")
+    plt, sns = paper_style()
     systems = [s for s in SYSTEM_ORDER if s in set(frame["system"])]
     categories = sorted(frame["category"].unique())
     fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 0.35 * len(systems) * len(categories) + 2.5))
@@ -63,9 +57,7 @@ def plot(frame: pd.DataFrame, out: str | Path) -> None:
     n = frame.groupby("system").size().min()
     fig.suptitle(f"FxProcessor vs baselines on the test split ({n} windows per system; diamonds: means)", fontsize=10)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
-    plt.close(fig)
+    save_pdf(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

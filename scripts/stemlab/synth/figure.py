@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
+from stemlab.plotting import paper_style, save_pdf
 
 SONG_COLUMNS = ("song_id", "genre", "tempo_bpm", "key", "mode", "duration_s")
 STEM_COLUMNS = ("song_id", "category", "loudness_lufs")
@@ -47,11 +47,6 @@ def _tonic(key: object) -> str:
 
 def plot_distributions(songs: pd.DataFrame, stems: pd.DataFrame, out: str | os.PathLike[str]) -> None:
     """Six panels: songs per genre, tempo per genre, key x mode, duration, stems per song, stem loudness."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import seaborn as sns
-
     songs = songs.copy()
     songs["tonic"] = songs["key"].map(_tonic)
     genres = sorted(songs["genre"].unique())
@@ -61,17 +56,14 @@ def plot_distributions(songs: pd.DataFrame, stems: pd.DataFrame, out: str | os.P
     )
     stems_per_song = stems.groupby("song_id").size().rename("n_stems").reset_index()
 
-    sns.set_theme(style="whitegrid", context="paper")
+    plt, sns = paper_style()
     with warnings.catch_warnings():
         # seaborn 0.13.2 passes boxplot's deprecated `vert=` to matplotlib 3.11: harmless
         warnings.filterwarnings("ignore", message="vert: bool was deprecated")
-        _draw(songs, stems, genres, tonics, categories, stems_per_song, out)
+        _draw(plt, sns, songs, stems, genres, tonics, categories, stems_per_song, out)
 
 
-def _draw(songs, stems, genres, tonics, categories, stems_per_song, out) -> None:
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
+def _draw(plt, sns, songs, stems, genres, tonics, categories, stems_per_song, out) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     ax = axes[0, 0]
     sns.countplot(data=songs, y="genre", order=genres, ax=ax, color="C0")
@@ -99,10 +91,7 @@ def _draw(songs, stems, genres, tonics, categories, stems_per_song, out) -> None
 
     fig.suptitle(f"synthetic dataset: {len(songs)} songs, {len(stems)} stems")
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        # no creation date in the file: same tables -> same bytes
-        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
-    plt.close(fig)
+    save_pdf(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

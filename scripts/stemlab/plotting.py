@@ -1,0 +1,30 @@
+"""The plotting setup every paper figure shares: headless matplotlib, the seaborn paper theme, and PDFs
+written atomically without creation dates (same tables -> same bytes)."""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from stemlab.atomic import atomic_path
+
+
+def paper_style() -> tuple[ModuleType, ModuleType]:
+    """(matplotlib.pyplot, seaborn), with the Agg backend and the paper theme set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="paper")
+    return plt, sns
+
+
+def save_pdf(fig, out: str | os.PathLike[str]) -> None:
+    """Write `fig` to `out` (temp file, then rename) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+    plt.close(fig)
