@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from stemlab.download import sources
 from stemlab.download.corpus import prepare_corpus
@@ -16,7 +15,7 @@ from stemlab.download.extract import MANIFEST
 from stemlab.errors import StemlabError
 from tests.download_server import FileServer
 from tests.test_download_extract import FILES, make_tar, make_zip
-from tests.workflow_utils import REPO, snakemake_in
+from tests.workflow_utils import PY, REPO, snakemake_in
 
 MEDLEY = {
     "MedleyDB/Audio/Song_C/Song_C_METADATA.yaml": b"artist: x\n",
