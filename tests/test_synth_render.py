@@ -167,7 +167,7 @@ def test_quantize24_is_exactly_what_flac_stores():
 def test_fast_loudness_matches_pyloudnorm():
     import pyloudnorm
 
-    from stemlab.synth.loudness import integrated_loudness
+    from stemlab.loudness import integrated_loudness
 
     rng = np.random.default_rng(0)
     for n in (30_000, 300_000):

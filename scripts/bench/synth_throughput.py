@@ -42,7 +42,7 @@ STAGES = {
     "fx: fader/pan, bus staging": ["stemlab.synth.mixing:fader_pan", "stemlab.synth.mixing:stage_faders"],
     "peak/DC stats": ["stemlab.synth.quality:signal_stats"],
     "fx sampling": ["stemlab.synth.mixing:sample_stem_fx", "stemlab.synth.mixing:sample_master_fx"],
-    "loudness": ["stemlab.synth.loudness:integrated_loudness", "stemlab.synth.song:integrated_loudness"],
+    "loudness": ["stemlab.loudness:integrated_loudness", "stemlab.synth.song:rounded_lufs"],
     "audio gate": ["stemlab.synth.quality:audio"],
     "quantize": ["stemlab.synth.song:quantize24"],
     "midi": ["stemlab.synth.song:part_midi"],
@@ -107,7 +107,7 @@ def warm_up(sr: int) -> None:
     import numpy as np
 
     from stemlab.synth import mixing
-    from stemlab.synth.loudness import integrated_loudness
+    from stemlab.loudness import integrated_loudness
 
     noise = np.random.Generator(np.random.PCG64(0)).standard_normal((sr, 2)).astype(np.float32) * 0.1
     integrated_loudness(noise, sr)

@@ -26,15 +26,14 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float:
 
     Signals shorter than one 400 ms gating block are measured on a periodic extension of themselves.
     """
-    import pyloudnorm
+    from stemlab.loudness import integrated_loudness as meter
 
     data = np.asarray(audio, dtype=np.float64).T
     block = int(0.4 * sr) + 1
     if data.shape[0] < block:
         reps = -(-block // max(1, data.shape[0]))
         data = np.tile(data, (reps, 1))
-    with np.errstate(divide="ignore"):
-        value = pyloudnorm.Meter(sr).integrated_loudness(data)
+    value = meter(data, sr)
     return float(max(value, SILENCE_LUFS)) if np.isfinite(value) else SILENCE_LUFS
 
 

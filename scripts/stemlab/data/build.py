@@ -19,7 +19,7 @@ import soundfile as sf
 
 from stemlab.audio import SAMPLE_RATE, write_audio
 from stemlab.data.conform import AudioPolicy, Header, inspect, load, song_length
-from stemlab.data.loudness import integrated_lufs
+from stemlab.loudness import rounded_lufs
 from stemlab.data.spec import SongSpec, SourceTrack
 
 CEILING = 0.999  # peak a rescaled song is brought to (PCM full scale is 1.0)
@@ -114,7 +114,7 @@ def _build(spec, out_dir, scratch, policy, root, headers, n) -> dict:
         if gain != 1.0:
             audio *= np.float32(gain)
         write_audio(target, audio, SAMPLE_RATE, subtype=policy.flac_subtype)
-        loudness[target.relative_to(out_dir).as_posix()] = integrated_lufs(audio)
+        loudness[target.relative_to(out_dir).as_posix()] = rounded_lufs(audio, SAMPLE_RATE)
     for entry in stems:
         entry["loudness_lufs"] = loudness[entry["files"]["wet"]]
         if "dry" in entry["files"]:

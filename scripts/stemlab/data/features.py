@@ -1,7 +1,7 @@
 """Per-song features of one canonical shard -> results/data/features/<corpus>/<shard>.parquet.
 
 One row per song: essentia tempo and beats (RhythmExtractor2013 on the mono mix), key (KeyExtractor),
-EBU R128 integrated loudness and loudness range of the mix (essentia LoudnessEBUR128), and pyloudnorm
+EBU R128 integrated loudness and loudness range of the mix (essentia LoudnessEBUR128), and BS.1770 (stemlab.loudness)
 integrated loudness and sample peak of the mix and of every wet stem (list columns aligned with `stems`).
 Silent or sub-400 ms signals have null loudness.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from stemlab.audio import SAMPLE_RATE, read_audio
-from stemlab.data.loudness import integrated_lufs
+from stemlab.loudness import rounded_lufs
 from stemlab.data.manifest import read_manifests, write_table
 from stemlab.errors import StemlabError
 from stemlab.logs import progress
@@ -77,13 +77,13 @@ def song_features(song_dir: Path, rhythm_method: str = "multifeature", key_profi
         row.update(mix_ebu_lufs=_finite(integrated), mix_lra=_finite(lra))
     else:
         row.update(mix_ebu_lufs=None, mix_lra=None)
-    row["mix_lufs"] = integrated_lufs(mix, sr)
+    row["mix_lufs"] = rounded_lufs(mix, sr)
     row["mix_peak_db"] = _peak_db(mix)
     row["stems"], row["stem_lufs"], row["stem_peak_db"] = [], [], []
     for stem in song["stems"]:
         audio, _ = read_audio(song_dir / stem["files"]["wet"], expected_sr=SAMPLE_RATE)
         row["stems"].append(stem["name"])
-        row["stem_lufs"].append(integrated_lufs(audio, sr))
+        row["stem_lufs"].append(rounded_lufs(audio, sr))
         row["stem_peak_db"].append(_peak_db(audio))
     return row
 

@@ -162,7 +162,7 @@ def stage_faders(pres: list[np.ndarray], fxs: list[dict], target_lufs: float, sr
 
     Returns (shift, bus loudness after the shift); the master trim makes up the rest. `fxs` is updated.
     """
-    from stemlab.synth.loudness import integrated_loudness
+    from stemlab.loudness import integrated_loudness
 
     # One bus and one scratch buffer: each faded stem is written into the scratch and added in place,
     # the same float32 operations in the same order as sum_stems([fader_pan(...)]) (identical bytes).

@@ -26,7 +26,7 @@ from stemlab.errors import StemlabError
 from stemlab.synth import SYNTH_VERSION, mixing, quality
 from stemlab.synth.compose import ComposeParams, compose
 from stemlab.synth.genres import GENRE_NAMES, GENRES
-from stemlab.synth.loudness import integrated_loudness
+from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
 from stemlab.synth.render import BLOCK, Renderer
 from stemlab.synth.score import Score
@@ -116,12 +116,6 @@ def pcm24_words(q: np.ndarray) -> np.ndarray:
     """A quantize24 result as the int32 words libsndfile stores for PCM_24 (sample * 2^31, exact in
     float32): the FLAC writer then skips its own float conversion, about a tenth of the encoding CPU."""
     return np.multiply(q, np.float32(2147483648.0), dtype=np.float32).astype(np.int32)
-
-
-def loudness(audio: np.ndarray, sr: int) -> float | None:
-    """Integrated loudness (BS.1770 as pyloudnorm measures it) in LUFS; None for silence."""
-    value = integrated_loudness(audio, sr)
-    return round(float(value), 3) if np.isfinite(value) else None
 
 
 def file_digest(path: str) -> str:
@@ -300,7 +294,7 @@ class SongMaker:
             stats[part.name] = {"dry": quality.signal_stats(raw)}
             dry[part.name] = quantize24(raw)  # the wet stem is made from exactly what dry/<stem>.flac holds
             del raw
-            dry_lufs = loudness(dry[part.name], sr)
+            dry_lufs = rounded_lufs(dry[part.name], sr)
             if dry_lufs is None:
                 raise GateRejected("audio", [f"dry stem {part.name} is silent"])
             pan_side = 0.0
@@ -363,7 +357,7 @@ class SongMaker:
                         "dry": f"dry/{part.name}.flac" if "dry" in outputs else None,
                         "midi": f"midi/{part.name}.mid" if "midi" in outputs else None,
                     },
-                    "loudness_lufs": loudness(wet[part.name], sr),
+                    "loudness_lufs": rounded_lufs(wet[part.name], sr),
                     "dry_loudness_lufs": dry_lufs,
                     "fx": fx,
                 }
@@ -382,7 +376,7 @@ class SongMaker:
             **annotate(score, sr, n_frames),
             "stems": stems,
             "mix": "mix.flac" if "mix" in outputs else None,
-            "mix_loudness_lufs": loudness(mix, sr),
+            "mix_loudness_lufs": rounded_lufs(mix, sr),
             "mix_peak_dbfs": audio_metrics["mix_peak_dbfs"],
             "master_fx": master,
             "generator": {
