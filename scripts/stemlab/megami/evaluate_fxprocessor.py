@@ -24,7 +24,7 @@ from stemlab.logs import log, progress
 from stemlab.megami.fxparams import mean_annotation
 from stemlab.megami.fxprocessor_task import load_fxprocessor
 from stemlab.megami.pairs import PairItem, pair_items, read_segment_tables, read_window
-from stemlab.metrics import integrated_loudness, si_sdr
+from stemlab.metrics import SILENCE_LUFS, integrated_loudness, si_sdr
 from stemlab.train.loop import device_info, resolve_device, torch_threads
 from stemlab.train.losses import MultiResolutionSTFTLoss
 from stemlab.train.outputs import write_json
@@ -107,99 +107,93 @@ def evaluate_fxprocessor(
     out_meta: str | os.PathLike[str] | None = None,
     cpu_threads: int = 2,
 ) -> pd.DataFrame:
+    # torch's intra-op threads, scoped to this call (the caller's setting is restored)
     with torch_threads(cpu_threads):
-        return _evaluate(
-            model_path, segment_tables, stems_root, out_items, out_summary, max_items=max_items,
-            max_samples=max_samples, fft_sizes=fft_sizes, device=device, fx_applier=fx_applier, out_meta=out_meta,
-        )  # fmt: skip
-
-
-def _evaluate(
-    model_path: str | os.PathLike[str],
-    segment_tables: Sequence[str | os.PathLike[str]],
-    stems_root: str | os.PathLike[str],
-    out_items: str | os.PathLike[str],
-    out_summary: str | os.PathLike[str],
-    *,
-    max_items: int | None,
-    max_samples: int | None,
-    fft_sizes: Sequence[int],
-    device: str,
-    fx_applier: FxApplier | None | str,
-    out_meta: str | os.PathLike[str] | None,
-) -> pd.DataFrame:
-    dev = resolve_device(device)
-    model, space, payload = load_fxprocessor(model_path, dev)
-    table = read_segment_tables(segment_tables)
-    test_items = select_items(pair_items(table, stems_root, "test"), max_items)
-    if not test_items:
-        raise StemlabError(f"{', '.join(map(str, segment_tables))}: no active test-split windows with dry and wet stems")
-    applier = default_fx_applier() if fx_applier == "default" else fx_applier
-    means = category_mean_fx(pair_items(table, stems_root, "train")) if applier is not None else {}
-    if applier is None:
-        log.info("mean_fx baseline skipped: no FX-chain renderer for these annotations")
-    mrstft = MultiResolutionSTFTLoss(fft_sizes).to(dev)
-    rows = []
-    skipped = 0
-    for it in progress(test_items, desc="evaluate fxprocessor"):
-        n = it.length if max_samples is None else min(it.length, max_samples)
-        dry, wet = read_window(it.dry, it.start, it.length), read_window(it.wet, it.start, it.length)
-        offset = loudest_excerpt(wet, n)
-        dry, wet = dry[:, offset : offset + n], wet[:, offset : offset + n]
-        if rms_dbfs(wet) < SILENT_DBFS:
-            skipped += 1  # a silent reference makes every metric degenerate
-            continue
-        with torch.no_grad():
-            cond = torch.from_numpy(space.vector(it.fx))[None].to(dev)
-            pred = model(torch.from_numpy(dry)[None].to(dev), cond)[0].float().cpu().numpy()
-        ref_lufs = integrated_loudness(wet, SAMPLE_RATE)
-        dry_lufs = integrated_loudness(dry, SAMPLE_RATE)
-        systems = {"fxprocessor": pred, "identity": dry}
-        gain_db = ref_lufs - dry_lufs if dry_lufs > -70.0 else 0.0
-        systems["loudness_matched"] = (dry * 10 ** (gain_db / 20)).astype(np.float32)
-        if applier is not None and means:
-            chain = means.get(it.category, means[ALL_CATEGORIES])
-            systems["mean_fx"] = _fit_length(applier(dry, SAMPLE_RATE, chain), n)
-        names = [s for s in SYSTEMS if s in systems]
-        with torch.no_grad():
-            est = torch.from_numpy(np.stack([systems[s] for s in names])).to(dev)
-            ref = torch.from_numpy(wet)[None].expand_as(est).to(dev)
-            distances = mrstft.per_item(est, ref).cpu().numpy()
-        for name, distance in zip(names, distances):
-            lufs = integrated_loudness(systems[name], SAMPLE_RATE)
-            rows.append(
+        dev = resolve_device(device)
+        model, space, payload = load_fxprocessor(model_path, dev)
+        table = read_segment_tables(segment_tables)
+        test_items = select_items(pair_items(table, stems_root, "test"), max_items)
+        if not test_items:
+            raise StemlabError(f"{', '.join(map(str, segment_tables))}: no active test-split windows with dry and wet stems")
+        applier = default_fx_applier() if fx_applier == "default" else fx_applier
+        means = category_mean_fx(pair_items(table, stems_root, "train")) if applier is not None else {}
+        if applier is None:
+            log.info("mean_fx baseline skipped: no FX-chain renderer for these annotations")
+        mrstft = MultiResolutionSTFTLoss(fft_sizes).to(dev)
+        rows = []
+        skipped = 0
+        for it in progress(test_items, desc="evaluate fxprocessor"):
+            scored = _score_window(it, model, space, dev, mrstft, applier, means, max_samples)
+            if scored is None:
+                skipped += 1  # a silent reference makes every metric degenerate
+            rows.extend(scored or [])
+        if not rows:
+            raise StemlabError(
+                f"{', '.join(map(str, segment_tables))}: every selected test window is silent (RMS < {SILENT_DBFS} dBFS); "
+                "raise train.fxprocessor.eval.max_items or max_samples"
+            )
+        frame = pd.DataFrame(rows)
+        summary = summarize(frame)
+        with atomic_path(out_items) as tmp:
+            frame.to_parquet(tmp, index=False)
+        Path(out_summary).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out_summary) as tmp:
+            summary.to_csv(tmp, index=False, float_format="%.6g")
+        if out_meta is not None:
+            write_json(
                 {
-                    "song": it.song, "stem": it.stem, "category": it.category, "start": it.start + offset, "length": n,
-                    "system": name, "mrstft": float(distance), "si_sdr": si_sdr(systems[name], wet),
-                    "loudness_lufs": lufs, "reference_lufs": ref_lufs, "loudness_error": lufs - ref_lufs,
-                }
-            )  # fmt: skip
-    if not rows:
-        raise StemlabError(
-            f"{', '.join(map(str, segment_tables))}: every selected test window is silent (RMS < {SILENT_DBFS} dBFS); "
-            "raise train.fxprocessor.eval.max_items or max_samples"
-        )
-    frame = pd.DataFrame(rows)
-    summary = summarize(frame)
-    with atomic_path(out_items) as tmp:
-        frame.to_parquet(tmp, index=False)
-    Path(out_summary).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_summary) as tmp:
-        summary.to_csv(tmp, index=False, float_format="%.6g")
-    if out_meta is not None:
-        write_json(
+                    "model": str(model_path),
+                    "model_identity_hash": payload.get("identity_hash"),
+                    "items": len(test_items) - skipped,
+                    "skipped_silent": skipped,
+                    "systems": sorted(frame["system"].unique().tolist()),
+                    "mean_fx": "evaluated" if applier is not None else "skipped: no FX-chain renderer",
+                    "device": device_info(dev),
+                },
+                out_meta,
+            )
+        return frame
+
+
+def _score_window(it, model, space, dev, mrstft, applier, means, max_samples: int | None) -> list[dict] | None:
+    """One metrics row per system for the loudest `max_samples` of one test window; None when the
+    wet reference is silent."""
+    n = it.length if max_samples is None else min(it.length, max_samples)
+    dry, wet = read_window(it.dry, it.start, it.length), read_window(it.wet, it.start, it.length)
+    offset = loudest_excerpt(wet, n)
+    dry, wet = dry[:, offset : offset + n], wet[:, offset : offset + n]
+    if rms_dbfs(wet) < SILENT_DBFS:
+        return None
+    with torch.no_grad():
+        cond = torch.from_numpy(space.vector(it.fx))[None].to(dev)
+        pred = model(torch.from_numpy(dry)[None].to(dev), cond)[0].float().cpu().numpy()
+    ref_lufs = integrated_loudness(wet, SAMPLE_RATE)
+    dry_lufs = integrated_loudness(dry, SAMPLE_RATE)
+    gain_db = ref_lufs - dry_lufs if dry_lufs > SILENCE_LUFS else 0.0
+    systems = {
+        "fxprocessor": pred,
+        "identity": dry,
+        "loudness_matched": (dry * 10 ** (gain_db / 20)).astype(np.float32),
+    }
+    if applier is not None and means:
+        chain = means.get(it.category, means[ALL_CATEGORIES])
+        systems["mean_fx"] = _fit_length(applier(dry, SAMPLE_RATE, chain), n)
+    names = [s for s in SYSTEMS if s in systems]
+    with torch.no_grad():
+        est = torch.from_numpy(np.stack([systems[s] for s in names])).to(dev)
+        ref = torch.from_numpy(wet)[None].expand_as(est).to(dev)
+        distances = mrstft.per_item(est, ref).cpu().numpy()
+    rows = []
+    for name, distance in zip(names, distances):
+        lufs = dry_lufs if name == "identity" else integrated_loudness(systems[name], SAMPLE_RATE)
+        rows.append(
             {
-                "model": str(model_path),
-                "model_identity_hash": payload.get("identity_hash"),
-                "items": len(test_items) - skipped,
-                "skipped_silent": skipped,
-                "systems": sorted(frame["system"].unique().tolist()),
-                "mean_fx": "evaluated" if applier is not None else "skipped: no FX-chain renderer",
-                "device": device_info(dev),
-            },
-            out_meta,
-        )
-    return frame
+                "song": it.song, "stem": it.stem, "category": it.category, "start": it.start + offset, "length": n,
+                "system": name, "mrstft": float(distance), "si_sdr": si_sdr(systems[name], wet),
+                "loudness_lufs": lufs, "reference_lufs": ref_lufs, "loudness_error": lufs - ref_lufs,
+            }
+        )  # fmt: skip
+    return rows
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
