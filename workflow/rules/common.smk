@@ -1,5 +1,7 @@
 # Helpers shared by every stage: the stemlab import path, config checking, shard lists and
 # the input functions of the target rules. Rules live in the per-stage files; logic in scripts/stemlab.
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -7,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from stemlab.config import check_config  # noqa: E402  (cheap: yaml + jsonschema)
 from stemlab import plan  # noqa: E402
+from stemlab.download import sources as dl_sources  # noqa: E402
 
 CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -73,8 +76,6 @@ def synth_workers():
 
 def synth_generate_args():
     """The synth config as flags of `stemlab.synth generate` (schema defaults fill missing keys)."""
-    import shlex
-
     s = config["synth"]
     dur = s.get("duration", {})
     parts = s.get("other_parts", {})
@@ -141,11 +142,7 @@ def synth_validity_args():
 
 # (data.smk) Real corpora are read from resources/corpora/<corpus> (download.smk) and sharded by
 # sha256(song id) mod data.corpora.<corpus>.shards; the synthetic corpus keeps the synth shards.
-import json  # noqa: E402
-import shlex  # noqa: E402
-
-DATA_REAL_CORPORA = ("moisesdb", "musdb18hq", "medleydb")
-DATA_REAL_RE = "|".join(DATA_REAL_CORPORA)
+DATA_REAL_RE = "|".join(dl_sources.CORPORA)
 DATA_CORPUS_RE = f"{DATA_REAL_RE}|synthetic"
 DATA_SHARD_RE = "shard-[0-9]+"
 DATA_MODEL_RE = "[a-z][a-z_]*"
@@ -173,7 +170,7 @@ def data_config():
 
 def data_corpora():
     """The data stage's corpora: the enabled real ones, then synthetic (data.synthetic.enabled)."""
-    corpora = [c for c in enabled_corpora() if c in DATA_REAL_CORPORA]
+    corpora = list(enabled_corpora())
     if (data_config().get("synthetic") or {}).get("enabled", True):
         corpora.append("synthetic")
     return corpora
@@ -253,9 +250,7 @@ def data_split_tables():
 # --------------------------------------------------------------------------- downloads
 # (download.smk) Sources come from data.corpora.<corpus>.{path,url,sha256}, checkpoints.<name> and
 # soundfonts[]; stemlab.download.sources reads them (stdlib only, cheap at parse time).
-import shlex  # noqa: E402
 
-from stemlab.download import sources as dl_sources  # noqa: E402
 
 DOWNLOAD_CORPORA = tuple(dl_sources.CORPORA)
 DOWNLOAD_CORPUS_RE = "|".join(DOWNLOAD_CORPORA)
@@ -366,8 +361,6 @@ def fxprocessor_config():
 def fxprocessor_corpora():
     """Corpora of train.fxprocessor.corpora that the data stage builds."""
     enabled = set(data_corpora())
-    if (config["data"].get("synthetic") or {}).get("enabled", True):
-        enabled.add("synthetic")
     return [
         c for c in fxprocessor_config().get("corpora", ["synthetic"]) if c in enabled
     ]
