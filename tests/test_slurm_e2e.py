@@ -328,7 +328,9 @@ def test_gpu_rules_got_a_gpu(slurm_run):
     gpu_rules = {j.rule for j in slurm_run.plan if j.resources.get("gpu", "0") not in ("0", "")}
     assert gpu_rules, "the smoke DAG has no GPU rule (training should ask for gpu=cluster.gpus_per_job)"
     saw = {(job, step): devices for job, step, devices in slurm_run.task_gpus}
-    for record in (r for r in slurm_run.slurm_jobs if r.rule in gpu_rules):
+    gpu_records = [r for r in slurm_run.slurm_jobs if r.rule in gpu_rules]
+    assert {r.rule for r in gpu_records} == gpu_rules, f"GPU rules without a SLURM job of their own: {gpu_rules}"
+    for record in gpu_records:
         assert record.partition == "ci_gpu", record
         assert "gpu:testgpu:1" in record.tres_per_job, f"no GPU requested from SLURM: {record}"
         # Step 0 is the jobstep plugin's `srun` running the rule.
@@ -337,6 +339,7 @@ def test_gpu_rules_got_a_gpu(slurm_run):
         assert "gpu" not in record.tres_per_job, f"CPU job got a GPU: {record}"
     metas = [json.loads(p.read_text()) for p in (slurm_run.workdir / "results").rglob("meta.json")]
     trained = [m for m in metas if isinstance(m.get("device"), dict) and "CUDA_VISIBLE_DEVICES" in m["device"]]
+    assert trained, "no training run recorded the GPU it was given (meta.json device.CUDA_VISIBLE_DEVICES)"
     for meta in trained:
         assert meta["device"]["CUDA_VISIBLE_DEVICES"] == "0", meta["device"]
 
@@ -348,6 +351,7 @@ def test_failed_job_is_retried_with_more_memory(slurm_run):
     by_comment: dict[str, list[SlurmJob]] = {}
     for r in jobs:
         by_comment.setdefault(r.comment, []).append(r)
+    assert by_comment, f"no SLURM job of {slurm_run.fault_rule} was recorded"
     for comment, attempts in by_comment.items():
         states = [a.state for a in attempts]
         assert states == ["FAILED", "COMPLETED"], f"{comment}: {states}"

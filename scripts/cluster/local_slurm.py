@@ -361,7 +361,7 @@ def _install_system_conf(lay: Layout, state: ClusterState) -> None:
     owner = _system_conf_owner()
     if owner is not None and owner != lay.root:
         other = Layout(owner)
-        if any(_is_ours_for(pid, other) for pid in _daemon_pids(other).values()):
+        if any(_is_ours(pid, other) for pid in _daemon_pids(other).values()):
             raise ClusterError(
                 f"another local SLURM cluster is running ({owner}); stop it first: "
                 f"{sys.executable} {Path(__file__).resolve()} stop --state-dir {owner}"
@@ -386,10 +386,6 @@ def _install_system_conf(lay: Layout, state: ClusterState) -> None:
     SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
     SYSTEM_CONF.symlink_to(lay.conf)
     _save_state(lay, state)
-
-
-def _is_ours_for(pid: int, lay: Layout) -> bool:
-    return _is_ours(pid, lay)
 
 
 def _restore_system_conf(lay: Layout, state: ClusterState | None) -> None:

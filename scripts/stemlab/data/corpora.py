@@ -10,9 +10,6 @@ from stemlab.data import medleydb, moisesdb, musdb
 from stemlab.data.spec import SongSpec
 from stemlab.data.splits import random_split
 
-SYNTHETIC = "synthetic"
-
-
 def _split_cfg(cfg: dict) -> dict:
     split = cfg.get("split") or {}
     return {"seed": split.get("seed", 42), "train": split.get("train", 0.8), "valid": split.get("valid", 0.1)}

@@ -84,8 +84,3 @@ class Score:
                 return self.chords[min(i + 1, len(self.chords) - 1)]
         return self.chords[-1]
 
-    def part(self, name: str) -> Part:
-        for p in self.parts:
-            if p.name == name:
-                return p
-        raise KeyError(name)

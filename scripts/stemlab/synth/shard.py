@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from stemlab.atomic import atomic_dir, atomic_path
+from stemlab.download.fetch import sha256_file
 from stemlab.errors import StemlabError
 from stemlab.logs import progress
 from stemlab.synth.render import Renderer, check_soundfonts
-from stemlab.synth.song import SongMaker, SynthSettings, file_digest, manifest_row, song_id, write_song
+from stemlab.synth.song import SongMaker, SynthSettings, manifest_row, song_id, write_song
 
 log = logging.getLogger("stemlab.synth")
 MANIFEST = "manifest.parquet"
@@ -52,7 +53,7 @@ def generate(settings: SynthSettings, out: str | os.PathLike[str], start: int, c
     if count < 1 or start < 0:
         raise StemlabError(f"{out}: need --count >= 1 and --start >= 0 (got start {start}, count {count})")
     soundfonts = check_soundfonts(settings.soundfonts)
-    digests = {sf: file_digest(sf) for sf in soundfonts}
+    digests = {sf: sha256_file(sf) for sf in soundfonts}
     remove_stale_temps(out)
     indices = list(range(start, start + count))
     workers = max(1, min(int(workers), count))

@@ -9,7 +9,6 @@ Nothing depends on the shard, the worker or what the process generated before.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -21,7 +20,8 @@ import numpy as np
 from stemlab import __version__ as STEMLAB_VERSION
 from stemlab import seeding
 from stemlab.audio import SAMPLE_RATE, write_audio
-from stemlab.atomic import atomic_path
+from stemlab.atomic import atomic_path, write_text
+from stemlab.download.fetch import sha256_file
 from stemlab.errors import StemlabError
 from stemlab.synth import SYNTH_VERSION, mixing, quality
 from stemlab.synth.compose import ComposeParams, compose
@@ -118,14 +118,6 @@ def pcm24_words(q: np.ndarray) -> np.ndarray:
     return np.multiply(q, np.float32(2147483648.0), dtype=np.float32).astype(np.int32)
 
 
-def file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @dataclass
 class Song:
     meta: dict
@@ -220,7 +212,7 @@ class SongMaker:
     def __init__(self, settings: SynthSettings, renderer: Renderer, soundfont_digests: dict[str, str] | None = None):
         self.settings = settings
         self.renderer = renderer
-        self.digests = soundfont_digests or {sf: file_digest(sf) for sf in settings.soundfonts}
+        self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.soundfonts}
         self.versions = self._versions()
 
     def _versions(self) -> dict:
@@ -413,7 +405,6 @@ class SongMaker:
 def write_song(song: Song, song_dir: Path, outputs: tuple[str, ...]) -> None:
     """The canonical song directory; song.json last, so a song without it is incomplete."""
     sr = song.meta["sample_rate"]
-    song_dir.mkdir(parents=True, exist_ok=True)
     if "mix" in outputs:
         write_audio(song_dir / "mix.flac", pcm24_words(song.mix), sr, compression_level=FLAC_COMPRESSION)
     for name in song.wet:
@@ -422,11 +413,9 @@ def write_song(song: Song, song_dir: Path, outputs: tuple[str, ...]) -> None:
         if "dry" in outputs:
             write_audio(song_dir / "dry" / f"{name}.flac", pcm24_words(song.dry[name]), sr, compression_level=FLAC_COMPRESSION)
         if "midi" in outputs:
-            (song_dir / "midi").mkdir(exist_ok=True)
             with atomic_path(song_dir / "midi" / f"{name}.mid") as tmp:
                 tmp.write_bytes(song.midi[name])
-    with atomic_path(song_dir / "song.json") as tmp:
-        tmp.write_text(json.dumps(song.meta, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+    write_text(song_dir / "song.json", json.dumps(song.meta, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
 
 
 def manifest_row(song: Song) -> dict:

@@ -89,11 +89,6 @@ class ValidityParams:
 # --------------------------------------------------------------------------- beats
 
 
-def trim_beats(beats: Sequence[float], min_time: float) -> np.ndarray:
-    beats = np.asarray(beats, dtype=float)
-    return beats[beats >= min_time]
-
-
 def match_events(reference: Sequence[float], estimated: Sequence[float], window: float) -> int:
     """Size of a maximum one-to-one matching with |ref - est| <= window.
 
