@@ -157,3 +157,52 @@ def test_every_section_occurrence_is_annotated():
             assert [s["occurrence"] for s in occ] == list(range(len(occ)))
             assert len({s["start_s"] for s in occ}) == len(occ)
         assert sum(1 for c in ann["chords"]) == sum(len(s["chords"]) for s in arr)
+
+
+def _gate_passing_song():
+    for i in range(20):
+        score = _song("pop", 100 + i)
+        if not symbolic(score, QualityConfig())[0] and any(p.role == "melody" for p in score.parts):
+            return score
+    raise AssertionError("no pop song with a melody passed the gate in 20 tries")
+
+
+@pytest.mark.parametrize(
+    "defect, expected",
+    [
+        ("empty", "empty part"),
+        ("out_of_range", "leaves the range"),
+        ("stuck", "is stuck on pitch"),
+        ("repeats", "repeats one pitch"),
+        ("silent_section", "has no notes in active section"),
+        ("wide", "spans"),
+    ],
+)
+def test_symbolic_gate_names_each_defect(defect, expected):
+    """Each symbolic check fires on a score that has exactly that defect, with a reason naming it."""
+    import copy
+    import dataclasses
+
+    score = copy.deepcopy(_gate_passing_song())
+    melody = next(p for p in score.parts if p.role == "melody")
+    notes = melody.notes
+    if defect == "empty":
+        melody.notes = []
+    elif defect == "out_of_range":
+        melody.notes = [dataclasses.replace(notes[0], pitch=melody.instrument.hi + 1), *notes[1:]]
+    elif defect == "stuck":  # two notes in three on one pitch, never more than two in a row
+        top = notes[0].pitch
+        other = top + 2 if top + 2 <= melody.instrument.hi else top - 2
+        melody.notes = [dataclasses.replace(n, pitch=top if k % 3 != 2 else other) for k, n in enumerate(notes)]
+    elif defect == "repeats":
+        melody.notes = [dataclasses.replace(n, pitch=notes[0].pitch) if k < 12 else n for k, n in enumerate(notes)]
+    elif defect == "silent_section":
+        section = next(s for s in score.sections if s.index in melody.active)
+        melody.notes = [n for n in notes if not (n.start < section.end and n.end > section.start)]
+    elif defect == "wide":  # a 13-semitone line inside the instrument's range, against max_span=12
+        lo = melody.instrument.lo
+        melody.notes = [dataclasses.replace(notes[0], pitch=lo), dataclasses.replace(notes[1], pitch=lo + 13), *notes[2:]]
+        melody.notes = [n if k < 2 else dataclasses.replace(n, pitch=lo + 2 + k % 5) for k, n in enumerate(melody.notes)]
+    config = QualityConfig(max_span=12) if defect == "wide" else QualityConfig()
+    reasons, _ = symbolic(score, config)
+    assert any(expected in r and melody.name in r for r in reasons), reasons
