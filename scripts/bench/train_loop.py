@@ -38,11 +38,7 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
     section = yaml.safe_load((REPO / args.configfile).read_text())["train"]["fxprocessor"]
-    settings = FxSettings.from_config(
-        {k: v for k, v in section.items() if k not in ("corpora", "mem_mb", "runtime_min", "eval")},
-        seed=0,
-        device=args.device,
-    )
+    settings = FxSettings.from_config(section, seed=0, device=args.device)  # non-training keys are ignored
     device = resolve_device(args.device)
     segment = args.segment or section.get("segment_samples") or 525_312
     batch = settings.train.batch_size

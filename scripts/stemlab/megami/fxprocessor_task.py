@@ -6,7 +6,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,8 @@ def _code_modules() -> list:
     return [fxparams, fxprocessor, pairs, losses, loop, sampling, sys.modules[__name__]]
 
 
-_TRAIN_KEYS = (
-    "steps", "batch_size", "lr", "schedule", "warmup_steps", "min_lr_ratio", "weight_decay", "grad_clip",
-    "precision", "checkpoint_every", "checkpoint_seconds", "keep_checkpoints", "eval_every",
-)  # fmt: skip
+# train.fxprocessor keys that are TrainConfig fields (the rest of the section is model/data/loss)
+_TRAIN_KEYS = frozenset(f.name for f in fields(TrainConfig))
 
 
 @dataclass(frozen=True)
@@ -59,22 +57,22 @@ class FxSettings:
     model: dict[str, Any] = field(default_factory=dict)
     loss: LossConfig = LossConfig()
     segment_samples: int | None = None
-    valid_batches: int = 2
-    workers: int = 2
+    valid_batches: int = 4  # the schema defaults of train.fxprocessor
+    workers: int = 4
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], *, seed: int, device: str = "auto", cpu_threads: int = 2) -> FxSettings:
         section = dict(section)
         fixed = {"seed": derive_seed(seed, "train", "fxprocessor"), "device": device, "cpu_threads": cpu_threads}
-        train = TrainConfig.from_dict({k: section[k] for k in _TRAIN_KEYS if k in section} | fixed)
+        train = TrainConfig.from_dict({k: v for k, v in section.items() if k in _TRAIN_KEYS} | fixed)
         loss = section.get("loss", {}) or {}
         return cls(
             train=train,
             model=dict(section.get("model", {}) or {}),
             loss=LossConfig(tuple(loss.get("fft_sizes", LossConfig.fft_sizes)), float(loss.get("l1_weight", 1.0))),
             segment_samples=section.get("segment_samples"),
-            valid_batches=int(section.get("valid_batches", 2)),
-            workers=int(section.get("workers", 2)),
+            valid_batches=int(section.get("valid_batches", cls.valid_batches)),
+            workers=int(section.get("workers", cls.workers)),
         )
 
 
