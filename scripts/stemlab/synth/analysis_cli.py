@@ -120,19 +120,22 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from stemlab.synth.validity import ValidityParams
+
+    v = ValidityParams()  # the analysis defaults, shown by --help
     p = sub.add_parser("validity", help="beat and pitch analysis of held-out songs -> validity table")
     p.add_argument("--manifest", required=True, help="merged manifest (results/synth/manifest.parquet)")
     p.add_argument("--out", required=True, help="summary CSV (per genre, per time signature, overall)")
     p.add_argument("--songs-out", required=True, help="per-song CSV")
     p.add_argument("--splits", nargs="+", default=["test"])
     p.add_argument("--max-songs-per-genre", type=int, default=0)
-    p.add_argument("--beat-tracker", default="essentia")
-    p.add_argument("--tempo-prior", default="genre", help="genre: the tracker gets the genre preset's tempo range; none: no bound")
-    p.add_argument("--tempo-prior-margin", type=float, default=0.1, help="widen the genre range by this fraction each way")
-    p.add_argument("--beat-window", type=float, default=0.07)
-    p.add_argument("--beat-trim", type=float, default=5.0)
-    p.add_argument("--stem-audio", default="dry")
-    p.add_argument("--pitch-tolerance", type=float, default=0.5)
+    p.add_argument("--beat-tracker", default=v.beat_tracker)
+    p.add_argument("--tempo-prior", default=v.tempo_prior, help="genre: the tracker gets the genre preset's tempo range; none: no bound")
+    p.add_argument("--tempo-prior-margin", type=float, default=v.tempo_prior_margin, help="widen the genre range by this fraction each way")
+    p.add_argument("--beat-window", type=float, default=v.beat_window_s)
+    p.add_argument("--beat-trim", type=float, default=v.beat_trim_s)
+    p.add_argument("--stem-audio", default=v.stem_audio)
+    p.add_argument("--pitch-tolerance", type=float, default=v.pitch_tolerance_semitones)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log", default=None, help="also log to this file")
     p.set_defaults(handler=cmd_validity)
