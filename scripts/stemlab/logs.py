@@ -27,3 +27,11 @@ def setup_logging(path: str | os.PathLike[str] | None = None, level: int = loggi
 def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
     """tqdm on stderr (Snakemake's `2> {log}` captures it) at a rate that keeps logs readable."""
     return iter(tqdm(items, desc=desc, total=total, mininterval=5.0, file=sys.stderr, dynamic_ncols=False, ascii=True))
+
+
+def byte_progress(total: int | None, desc: str, show: bool = True, initial: int = 0) -> tqdm:
+    """A bytes progress bar (downloads, hashing, extraction) on stderr; `show=False` disables it."""
+    return tqdm(
+        total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
+        file=sys.stderr, mininterval=2.0, ascii=True, disable=not show,
+    )  # fmt: skip

@@ -14,7 +14,6 @@ import lzma
 import os
 import re
 import stat
-import sys
 import tarfile
 import zipfile
 import zlib
@@ -25,11 +24,12 @@ from typing import IO, Any
 from tqdm import tqdm
 
 from stemlab.atomic import atomic_dir
+from stemlab.download.fetch import CHUNK
 from stemlab.errors import StemlabError
+from stemlab.logs import byte_progress
 
 log = logging.getLogger("stemlab.download")
 
-CHUNK = 1 << 20
 MANIFEST = ".stemlab-source.json"
 SKIP_TOP = frozenset({"__MACOSX"})  # macOS resource-fork junk: never part of a corpus
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -111,11 +111,6 @@ class _CountingReader:
         return data
 
 
-def _bar(total: int, desc: str, show: bool) -> tqdm:
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                mininterval=2.0, ascii=True, disable=not show)
-
-
 def _mkdir(root: Path, parts: list[str], name: str, archive: Path) -> None:
     try:
         root.joinpath(*parts).mkdir(parents=True, exist_ok=True)
@@ -145,7 +140,7 @@ def _extract_zip(archive: Path, root: Path, show: bool) -> int:
                 raise _refuse_type(info.filename, archive, what)
             planned.append((info, parts))
         count = 0
-        with _bar(sum(i.file_size for i in infos), archive.name, show) as bar:
+        with byte_progress(sum(i.file_size for i in infos), archive.name, show) as bar:
             for info, parts in planned:
                 if not parts or parts[0] in SKIP_TOP:
                     continue
@@ -162,7 +157,7 @@ def _extract_zip(archive: Path, root: Path, show: bool) -> int:
 def _extract_tar(archive: Path, root: Path, show: bool) -> int:
     """One streaming pass (a .tar.gz is decompressed once); a bad member aborts, and the temp dir goes."""
     count = 0
-    with open(archive, "rb") as raw, _bar(archive.stat().st_size, archive.name, show) as bar:
+    with open(archive, "rb") as raw, byte_progress(archive.stat().st_size, archive.name, show) as bar:
         with tarfile.open(fileobj=_CountingReader(raw, bar), mode="r|*") as tf:  # type: ignore[arg-type]
             for member in tf:
                 parts = member_parts(member.name, archive)

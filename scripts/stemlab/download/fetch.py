@@ -15,7 +15,6 @@ import http.client
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +23,10 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, url2pathname, urlopen
 
-from tqdm import tqdm
 
 from stemlab import __version__
 from stemlab.errors import StemlabError
+from stemlab.logs import byte_progress
 
 log = logging.getLogger("stemlab.download")
 
@@ -53,7 +52,7 @@ class _State:
 def sha256_file(path: str | os.PathLike[str], show_progress: bool = False, desc: str | None = None) -> str:
     h = hashlib.sha256()
     path = Path(path)
-    with open(path, "rb") as fh, _bar(path.stat().st_size, 0, desc or f"sha256 {path.name}", show_progress) as bar:
+    with open(path, "rb") as fh, byte_progress(path.stat().st_size, desc or f"sha256 {path.name}", show_progress) as bar:
         while chunk := fh.read(CHUNK):
             h.update(chunk)
             bar.update(len(chunk))
@@ -67,21 +66,6 @@ def part_path(dest: str | os.PathLike[str]) -> Path:
 
 def _meta_path(part: Path) -> Path:
     return part.with_name(part.name + ".json")
-
-
-def _bar(total: int | None, initial: int, desc: str, show: bool) -> tqdm:
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        mininterval=2.0,
-        ascii=True,
-        disable=not show,
-    )
 
 
 def _local_source(url: str) -> Path | None:
@@ -170,7 +154,7 @@ def _copy_local(src: Path, part: Path, state: _State, *, key: str, source_field:
         what = "is not a file" if src.exists() else "does not exist"
         raise StemlabError(f"{src} {what}: fix {key}.{source_field}")
     try:
-        with open(src, "rb") as fin, open(part, "wb") as fout, _bar(src.stat().st_size, 0, src.name, show_progress) as bar:
+        with open(src, "rb") as fin, open(part, "wb") as fout, byte_progress(src.stat().st_size, src.name, show_progress) as bar:
             while chunk := fin.read(CHUNK):
                 fout.write(chunk)
                 state.hasher.update(chunk)
@@ -279,7 +263,7 @@ def _attempt(
             )
         if total is None and length is not None:
             total = offset + length
-        with open(part, mode) as fh, _bar(total, offset, Path(urlsplit(url).path).name or "download", show_progress) as bar:
+        with open(part, mode) as fh, byte_progress(total, Path(urlsplit(url).path).name or "download", show_progress, initial=offset) as bar:
             while True:
                 try:
                     chunk = resp.read(chunk_size)
