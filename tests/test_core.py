@@ -125,3 +125,13 @@ def test_run_cli_turns_errors_into_exit_code(capsys):
 
     assert run_cli(main, []) == 1
     assert capsys.readouterr().err == "error: x.wav: broken; re-export it\n"
+
+
+def test_json_object_arg_errors_name_the_flag():
+    from stemlab.errors import json_object_arg
+
+    assert json_object_arg('{"a": 1}', "--x") == {"a": 1}
+    with pytest.raises(StemlabError, match=r"^--settings is not valid JSON .*; pass the train"):
+        json_object_arg("{a: 1}", "--settings", "pass the train.<model> config section")
+    with pytest.raises(StemlabError, match=r"^--segments-config must be a JSON object"):
+        json_object_arg("[1, 2]", "--segments-config")

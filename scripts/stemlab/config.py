@@ -42,3 +42,4 @@ def check_config(config: dict, schema_path: str | os.PathLike[str]) -> None:
     if errors:
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
         raise StemlabError(f"invalid config: {errors[0]}{more}; see config/README.md for the allowed keys")
+

@@ -23,3 +23,16 @@ def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[s
     except StemlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def json_object_arg(text: str, flag: str, hint: str = "pass the config section as JSON") -> dict:
+    """A CLI flag holding one config section as a JSON object (how rules hand sections to stemlab CLIs)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StemlabError(f"{flag} is not valid JSON ({exc.msg}); {hint}") from exc
+    if not isinstance(value, dict):
+        raise StemlabError(f"{flag} must be a JSON object; {hint}")
+    return value

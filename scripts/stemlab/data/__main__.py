@@ -12,26 +12,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stemlab.errors import StemlabError, run_cli
+from stemlab.errors import json_object_arg, run_cli
 from stemlab.logs import setup_logging
 
 log = logging.getLogger("stemlab.data")
-
-
-def _json(text: str, what: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StemlabError(f"--{what} is not valid JSON ({exc.msg}); pass the config section as JSON") from exc
-    if not isinstance(value, dict):
-        raise StemlabError(f"--{what} must be a JSON object")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         n = build_corpus_shard(
             args.corpus, Path(args.root), args.shard, args.shards,
-            _json(args.corpus_config, "corpus-config"), _json(args.audio_config, "audio-config"), Path(args.out),
+            json_object_arg(args.corpus_config, "--corpus-config"),
+            json_object_arg(args.audio_config, "--audio-config"),
+            Path(args.out),
         )
         log.info("%s %s: %d songs written to %s", args.corpus, args.shard, n, args.out)
     elif args.command == "synthetic":
@@ -104,8 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "segments":
         from stemlab.data.segments import Activity, shard_segments, windows_from_config
 
-        windows = windows_from_config(_json(args.segments_config, "segments-config"))
-        activity = Activity(**_json(args.activity_config, "activity-config"))
+        windows = windows_from_config(json_object_arg(args.segments_config, "--segments-config"))
+        activity = Activity(**json_object_arg(args.activity_config, "--activity-config"))
         n = shard_segments(Path(args.stems), Path(args.out), windows, activity)
         log.info("%d segment rows written to %s", n, args.out)
     elif args.command == "merge-segments":

@@ -7,18 +7,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from stemlab.errors import StemlabError, run_cli
+from stemlab.errors import json_object_arg, run_cli
 from stemlab.logs import setup_logging
-
-
-def _settings_json(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StemlabError(f"--settings is not valid JSON ({exc.msg}); pass the train.<model> config section") from exc
-    if not isinstance(value, dict):
-        raise StemlabError("--settings must be a JSON object (the train.<model> config section)")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stemlab.megami.fxprocessor_task import FxSettings, train_fxprocessor
 
         settings = FxSettings.from_config(
-            _settings_json(args.settings), seed=args.seed, device=args.device, cpu_threads=args.cpu_threads
+            json_object_arg(args.settings, "--settings", "pass the train.<model> config section"),
+            seed=args.seed, device=args.device, cpu_threads=args.cpu_threads,
         )
         meta = train_fxprocessor(args.segments, args.stems_root, settings, args.out, args.checkpoints)
         print(json.dumps(meta, sort_keys=True), file=sys.stderr)
