@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import pytest
@@ -29,8 +30,18 @@ def test_smoke_dag_leaves_no_temporary_files(smoke_run):
 
 
 def test_every_rule_wrote_its_log(smoke_run):
-    logs = list((smoke_run / "logs").rglob("*.log"))
-    assert logs, "no rule logs under logs/"
+    """Every job of the smoke DAG (as a forced dry run lists them) left a non-empty log file."""
+    out = snakemake(
+        "all", "-n", "--forceall", "--snakefile", str(REPO / "Snakefile"), "--directory", str(smoke_run),
+        "--configfile", str(REPO / "config" / "smoke.yaml"),
+    )
+    assert out.returncode == 0, out.stderr
+    jobs = re.findall(r"^\s*(?:local)?rule (\w+):", out.stdout + out.stderr, re.M)
+    logs = re.findall(r"^\s+log: (.+)$", out.stdout + out.stderr, re.M)
+    assert logs and len(jobs) > len({"all"}), out.stdout[-2000:]
+    paths = [p for entry in logs for p in entry.split(", ")]
+    empty = [p for p in paths if not (smoke_run / p).is_file() or (smoke_run / p).stat().st_size == 0]
+    assert empty == [], f"jobs without a log: {empty}"
 
 
 def test_report_builds(smoke_run):

@@ -7,6 +7,7 @@ import os
 from types import ModuleType
 
 from stemlab.atomic import atomic_path
+from stemlab.logs import log
 
 
 def paper_style() -> tuple[ModuleType, ModuleType]:
@@ -22,9 +23,10 @@ def paper_style() -> tuple[ModuleType, ModuleType]:
 
 
 def save_pdf(fig, out: str | os.PathLike[str]) -> None:
-    """Write `fig` to `out` (temp file, then rename) and close it."""
+    """Write `fig` to `out` (temp file, then rename), close it and log it."""
     import matplotlib.pyplot as plt
 
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
     plt.close(fig)
+    log.info("wrote %s", out)

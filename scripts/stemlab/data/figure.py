@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
+from stemlab.logs import setup_logging
 from stemlab.plotting import paper_style, save_pdf
 from stemlab.taxonomy import STEMS
 
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="results/tables/corpora.csv")
     parser.add_argument("--out", required=True, help="PDF to write")
     args = parser.parse_args(argv)
+    setup_logging()  # stderr: the rule redirects it to its log
     path = Path(args.table)
     if not path.is_file():
         raise StemlabError(f"{path}: missing; run the corpora_table rule")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
+from stemlab.logs import setup_logging
 from stemlab.plotting import paper_style, save_pdf
 
 SYSTEM_ORDER = ("fxprocessor", "mean_fx", "loudness_matched", "identity")
@@ -65,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--items", required=True, help="results/eval/fxprocessor/metrics.parquet")
     parser.add_argument("--out", required=True, help="PDF to write")
     args = parser.parse_args(argv)
+    setup_logging()  # stderr: the rule redirects it to its log
     plot(read_items(args.items), args.out)
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
+from stemlab.logs import setup_logging
 from stemlab.plotting import paper_style, save_pdf
 
 SONG_COLUMNS = ("song_id", "genre", "tempo_bpm", "key", "mode", "duration_s")
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stems", required=True, help="per-stem table with category and loudness_lufs")
     parser.add_argument("--out", required=True, help="output PDF")
     args = parser.parse_args(argv)
+    setup_logging()  # stderr: the rule redirects it to its log
     songs = read_table(args.songs, SONG_COLUMNS)
     stems = read_table(args.stems, STEM_COLUMNS)
     plot_distributions(songs, stems, args.out)
