@@ -71,15 +71,14 @@ def synth_soundfont_downloads():
 
 
 def synth_workers():
-    return int(config["synth"].get("workers", 1))
+    return int(config["synth"]["workers"])
 
 
+# The config is validated with the schema's defaults filled in (Snakefile), so the helpers below
+# index it directly: a default lives in workflow/schemas/config.schema.yaml only.
 def synth_generate_args():
-    """The synth config as flags of `stemlab.synth generate` (schema defaults fill missing keys)."""
+    """The synth config as flags of `stemlab.synth generate`."""
     s = config["synth"]
-    dur = s.get("duration", {})
-    parts = s.get("other_parts", {})
-    splits = s.get("splits", {"train": 0.8, "valid": 0.1, "test": 0.1})
     args = [
         "--seed",
         config["seed"],
@@ -88,29 +87,33 @@ def synth_generate_args():
         "--shard-size",
         s["shard_size"],
     ]
-    args += ["--genre", *s.get("genres", [])] if s.get("genres") else []
+    args += ["--genre", *s["genres"]] if s.get("genres") else []
     args += [
         "--min-duration",
-        dur.get("min_s", 150.0),
+        s["duration"]["min_s"],
         "--max-duration",
-        dur.get("max_s", 210.0),
+        s["duration"]["max_s"],
     ]
-    args += ["--tail", s.get("tail_s", 2.5)]
-    args += ["--min-parts", parts.get("min", 2), "--max-parts", parts.get("max", 6)]
+    args += ["--tail", s["tail_s"]]
+    args += [
+        "--min-parts",
+        s["other_parts"]["min"],
+        "--max-parts",
+        s["other_parts"]["max"],
+    ]
     args += ["--soundfont", *synth_soundfonts()]
-    args += ["--outputs", ",".join(s.get("outputs", ["mix", "stems", "dry", "midi"]))]
-    args += ["--max-attempts", s.get("max_attempts", 5)]
-    args += ["--splits", ",".join(f"{k}={v}" for k, v in splits.items())]
-    quality = s.get("quality") or {}
-    if quality:
-        args += ["--quality", ",".join(f"{k}={v}" for k, v in quality.items())]
+    args += ["--outputs", ",".join(s["outputs"])]
+    args += ["--max-attempts", s["max_attempts"]]
+    args += ["--splits", ",".join(f"{k}={v}" for k, v in s["splits"].items())]
+    if s["quality"]:
+        args += ["--quality", ",".join(f"{k}={v}" for k, v in s["quality"].items())]
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
 def synth_shard_runtime_min():
     """Minutes for one shard at a conservative 3x real time per worker, plus start-up."""
     s = config["synth"]
-    seconds = s.get("duration", {}).get("max_s", 210.0) + s.get("tail_s", 2.5)
+    seconds = s["duration"]["max_s"] + s["tail_s"]
     return int(10 + s["shard_size"] * seconds / 3 / synth_workers() / 60)
 
 
@@ -123,17 +126,17 @@ SYNTH_ANALYSIS_TARGETS = [
 
 
 def synth_validity_args():
-    """synth.validity as CLI flags of `stemlab.synth validity` (schema defaults fill missing keys)."""
-    v = config["synth"].get("validity") or {}
-    args = ["--splits", *v.get("splits", ["test"])]
-    args += ["--max-songs-per-genre", str(v.get("max_songs_per_genre", 0))]
-    args += ["--beat-tracker", v.get("beat_tracker", "essentia")]
-    args += ["--tempo-prior", v.get("tempo_prior", "genre")]
-    args += ["--tempo-prior-margin", str(v.get("tempo_prior_margin", 0.1))]
-    args += ["--beat-window", str(v.get("beat_window_s", 0.07))]
-    args += ["--beat-trim", str(v.get("beat_trim_s", 5.0))]
-    args += ["--stem-audio", v.get("stem_audio", "dry")]
-    args += ["--pitch-tolerance", str(v.get("pitch_tolerance_semitones", 0.5))]
+    """synth.validity as CLI flags of `stemlab.synth validity`."""
+    v = config["synth"]["validity"]
+    args = ["--splits", *v["splits"]]
+    args += ["--max-songs-per-genre", str(v["max_songs_per_genre"])]
+    args += ["--beat-tracker", v["beat_tracker"]]
+    args += ["--tempo-prior", v["tempo_prior"]]
+    args += ["--tempo-prior-margin", str(v["tempo_prior_margin"])]
+    args += ["--beat-window", str(v["beat_window_s"])]
+    args += ["--beat-trim", str(v["beat_trim_s"])]
+    args += ["--stem-audio", v["stem_audio"]]
+    args += ["--pitch-tolerance", str(v["pitch_tolerance_semitones"])]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -216,10 +219,9 @@ def data_synthetic_args(wildcards):
 
 
 def data_features_args(wildcards):
-    f = data_config().get("features") or {}
+    f = data_config()["features"]
     return "--rhythm-method {} --key-profile {}".format(
-        shlex.quote(f.get("rhythm_method", "multifeature")),
-        shlex.quote(f.get("key_profile", "bgate")),
+        shlex.quote(f["rhythm_method"]), shlex.quote(f["key_profile"])
     )
 
 
@@ -377,8 +379,8 @@ def fxprocessor_settings():
 
 
 def fxprocessor_eval_args():
-    ev = fxprocessor_config().get("eval") or {}
-    args = ["--fft-sizes", *map(str, ev.get("fft_sizes", [512, 1024, 2048]))]
+    ev = fxprocessor_config()["eval"]
+    args = ["--fft-sizes", *map(str, ev["fft_sizes"])]
     if ev.get("max_items"):
         args += ["--max-items", str(ev["max_items"])]
     if ev.get("max_samples"):
@@ -386,11 +388,9 @@ def fxprocessor_eval_args():
     return " ".join(args)
 
 
-def fxprocessor_resources(key, default, section=None):
+def fxprocessor_resources(key, section=None):
     cfg = fxprocessor_config()
-    if section:
-        cfg = cfg.get(section) or {}
-    return cfg.get(key, default)
+    return (cfg[section] if section else cfg)[key]
 
 
 def train_targets():

@@ -18,8 +18,8 @@ rule evaluate_fxprocessor:
         gpu=config["cluster"]["gpus_per_job"],
         gpu_model=config["cluster"]["gpu_model"],
         slurm_partition=gpu_partition(),
-        mem_mb=mem_mb(fxprocessor_resources("mem_mb", 32000, "eval")),
-        runtime=runtime_min(fxprocessor_resources("runtime_min", 240, "eval")),
+        mem_mb=mem_mb(fxprocessor_resources("mem_mb", "eval")),
+        runtime=runtime_min(fxprocessor_resources("runtime_min", "eval")),
     params:
         args=fxprocessor_eval_args(),
         device=config["train"]["device"],

@@ -20,8 +20,8 @@ rule train_fxprocessor:
         gpu=config["cluster"]["gpus_per_job"],
         gpu_model=config["cluster"]["gpu_model"],
         slurm_partition=gpu_partition(),
-        mem_mb=mem_mb(fxprocessor_resources("mem_mb", 64000)),
-        runtime=runtime_min(fxprocessor_resources("runtime_min", 2880)),
+        mem_mb=mem_mb(fxprocessor_resources("mem_mb")),
+        runtime=runtime_min(fxprocessor_resources("runtime_min")),
     params:
         settings=fxprocessor_settings(),
         seed=config["seed"],
