@@ -275,14 +275,22 @@ def enabled_corpora():
     return dl_sources.enabled_corpora(config)
 
 
-def download_corpus_args(wildcards):
-    expected = dl_sources.corpus_download_path(config, wildcards.corpus)
-    requested = f"{dl_sources.DOWNLOADS_DIR}/{wildcards.corpus}/{wildcards.file}"
+def _checked_fetch_args(requested, expected, key, source):
+    """Fetch flags of `source`, once the requested file is the one the config names under `key`."""
     if expected != requested:
         raise ValueError(
-            f"{requested} is not the configured download of data.corpora.{wildcards.corpus} (expected {expected})"
+            f"{requested} is not the configured download of {key} (expected {expected})"
         )
-    return _fetch_args(dl_sources.corpus_source(config, wildcards.corpus))
+    return _fetch_args(source)
+
+
+def download_corpus_args(wildcards):
+    return _checked_fetch_args(
+        f"{dl_sources.DOWNLOADS_DIR}/{wildcards.corpus}/{wildcards.file}",
+        dl_sources.corpus_download_path(config, wildcards.corpus),
+        f"data.corpora.{wildcards.corpus}",
+        dl_sources.corpus_source(config, wildcards.corpus),
+    )
 
 
 def extract_corpus_input(wildcards):
@@ -314,13 +322,12 @@ def checkpoint_file(name):
 
 
 def download_checkpoint_args(wildcards):
-    expected = dl_sources.checkpoint_path(config, wildcards.name)
-    requested = f"{dl_sources.CHECKPOINTS_DIR}/{wildcards.name}/{wildcards.file}"
-    if expected != requested:
-        raise ValueError(
-            f"{requested} is not the configured download of checkpoints.{wildcards.name} (expected {expected})"
-        )
-    return _fetch_args(dl_sources.checkpoint_source(config, wildcards.name))
+    return _checked_fetch_args(
+        f"{dl_sources.CHECKPOINTS_DIR}/{wildcards.name}/{wildcards.file}",
+        dl_sources.checkpoint_path(config, wildcards.name),
+        f"checkpoints.{wildcards.name}",
+        dl_sources.checkpoint_source(config, wildcards.name),
+    )
 
 
 def soundfont_file(name):
