@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.workflow_utils import REPO
+
 SCRIPT = REPO / "scripts" / "cluster" / "local_slurm.py"
 sys.path.insert(0, str(SCRIPT.parent))
 import local_slurm  # noqa: E402

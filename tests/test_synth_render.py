@@ -20,11 +20,11 @@ from stemlab.synth.render import Renderer, check_soundfonts
 from stemlab.synth.score import Note, Part, Score, SectionSpan
 from stemlab.synth.song import quantize24
 from stemlab.synth.timing import PPQ, Meter, Swing, Tempo
+from tests.workflow_utils import REPO
 
 SF2 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 pytestmark = pytest.mark.skipif(not Path(SF2).is_file(), reason="needs Debian fluid-soundfont-gm")
 SR = 44_100
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

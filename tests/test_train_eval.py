@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,9 +16,9 @@ from stemlab.megami.evaluate_fxprocessor import evaluate_fxprocessor, select_ite
 from stemlab.megami.fxprocessor_task import FxSettings, train_fxprocessor
 from stemlab.metrics import SILENCE_LUFS, integrated_loudness, mrstft_distance, si_sdr
 from tests.fx_fixture import apply_fixture_fx, write_corpus
+from tests.workflow_utils import REPO
 
 SR = 44_100
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _sine(freq: float = 997.0, seconds: float = 2.0, amp: float = 1.0) -> np.ndarray:

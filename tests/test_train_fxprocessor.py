@@ -21,8 +21,8 @@ from stemlab.megami.pairs import PairDataset, pair_items, read_segment_tables
 from stemlab.train.checkpoint import list_checkpoints
 from stemlab.train.losses import MultiResolutionSTFTLoss
 from tests.fx_fixture import write_corpus
+from tests.workflow_utils import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 # ---------------------------------------------------------------------------- model
 
