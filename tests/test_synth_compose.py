@@ -121,7 +121,7 @@ def test_beats_spread_over_every_section(genre):
     of its start. Here each section holds bars x beats_per_bar beats, evenly spaced at the tempo."""
     for index in range(4):
         score = _song(genre, index, seconds=(25.0, 40.0))
-        ann = annotate(score, 44100, 0)
+        ann = annotate(score)
         beats, downbeats = np.array(ann["beats"]), np.array(ann["downbeats"])
         period = 60.0 / ann["tempo_bpm"]
         assert np.allclose(np.diff(beats), period, atol=2e-6)
@@ -140,7 +140,7 @@ def test_every_section_occurrence_is_annotated():
     had no annotation). Here every occurrence has its own times, chords and active stems."""
     for genre in ("pop", "rock", "latin"):
         score = _song(genre, 1, seconds=(100.0, 140.0))
-        ann = annotate(score, 44100, 0)
+        ann = annotate(score)
         arr = ann["arrangement"]
         assert [s["index"] for s in arr] == list(range(len(score.sections)))
         names = [s["section"] for s in arr]

@@ -27,7 +27,7 @@ import pandas as pd
 from stemlab.atomic import atomic_dir
 from stemlab.errors import StemlabError
 from stemlab.logs import progress
-from stemlab.synth.songdir import load_song
+from stemlab.synth.songdir import load_song, time_signature_text
 
 STEM_KINDS = ("wet", "dry")
 # song.json keys copied as plain columns (scalars); everything else stays in the `annotation` column
@@ -48,8 +48,6 @@ def _place(src: Path, dst: Path, copy: bool) -> None:
 
 
 def _scalar(value: object) -> object:
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return f"{value[0]}/{value[1]}"  # time signature given as [4, 4]
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True)
     return value
@@ -65,7 +63,7 @@ def song_record(song_dir: Path, meta: dict, stems: Sequence[str]) -> tuple[dict,
     row: dict = {"file_name": f"{song_id}/mix.flac", "song_id": song_id, "split": split}
     for key in SCALAR_KEYS:
         if key in meta:
-            row[key] = _scalar(meta[key])
+            row[key] = time_signature_text(meta[key]) if key == "time_signature" else _scalar(meta[key])
     stem_list = meta.get("stems", [])
     row["stem_names"] = [str(s["name"]) for s in stem_list]
     row["stem_categories"] = [str(s.get("category", s["name"])) for s in stem_list]

@@ -193,14 +193,13 @@ def sample_master_fx(style: MixStyle, target_lufs: float, bus_lufs: float, beat_
     Fixed releases of 100-400 ms (glue) and 50-200 ms (limiter) made a loud master swell into every
     off-beat at 120-130 bpm, and beat trackers locked to the off-beats of 2 of 8 electronic songs."""
     beat_ms = 1000.0 * beat_s
-    target = target_lufs
     chain = [
         {"stage": "subsonic", "type": "HighpassFilter", "cutoff_frequency_hz": _u(rng, (15.0, 25.0), 2)},
-        {"stage": "trim", "type": "Gain", "gain_db": _r(target - bus_lufs, 3)},
+        {"stage": "trim", "type": "Gain", "gain_db": _r(target_lufs - bus_lufs, 3)},
         {
             "stage": "glue",
             "type": "Compressor",
-            "threshold_db": _r(target + rng.uniform(-2.0, 4.0), 2),
+            "threshold_db": _r(target_lufs + rng.uniform(-2.0, 4.0), 2),
             "ratio": _u(rng, style.glue_ratio, 3),
             "attack_ms": _log_u(rng, 10, 30),
             "release_ms": _log_u(rng, beat_ms, 1.25 * beat_ms),
@@ -214,7 +213,7 @@ def sample_master_fx(style: MixStyle, target_lufs: float, bus_lufs: float, beat_
             "true_peak": False,
         },
     ]
-    return {"chain": chain, "target_lufs": target, "buffer_size": BUFFER_SIZE}
+    return {"chain": chain, "target_lufs": target_lufs, "buffer_size": BUFFER_SIZE}
 
 
 def build_board(chain: list[dict]):

@@ -190,7 +190,7 @@ def bass(score: Score, genre: Genre, part: Part, sec: SectionSpan, rng, occ_rng)
     m = score.meter
     voice = _BassVoice(part, score.tonic)
     if part.style == "walking":
-        return _walking(score, part, sec, rng, voice)
+        return _walking(score, sec, rng, voice)
     if m.steps_per_bar == 16 and part.style in BASS_PATTERNS:
         options = BASS_PATTERNS[part.style]
         pattern = options[int(rng.integers(len(options)))]
@@ -211,7 +211,7 @@ def bass(score: Score, genre: Genre, part: Part, sec: SectionSpan, rng, occ_rng)
     return notes
 
 
-def _walking(score: Score, part: Part, sec: SectionSpan, rng, voice: _BassVoice) -> list[Note]:
+def _walking(score: Score, sec: SectionSpan, rng, voice: _BassVoice) -> list[Note]:
     beat = score.meter.beat_ticks
     notes = []
     spans = [c for c in score.chords if c.section == sec.index]

@@ -144,7 +144,7 @@ def _beat_unit(score: Score) -> str:
     return {4: "quarter", 8: "eighth", 2: "half"}[m.denominator]
 
 
-def annotate(score: Score, sr: int, n_frames: int) -> dict:
+def annotate(score: Score) -> dict:
     """Composition annotations; every time in seconds comes from Tempo.seconds(ticks) (one conversion)."""
     sec = score.tempo.seconds
     m = score.meter
@@ -365,7 +365,7 @@ class SongMaker:
             "channels": 2,
             "n_frames": n_frames,
             "duration_s": _r6(n_frames / sr),
-            **annotate(score, sr, n_frames),
+            **annotate(score),
             "stems": stems,
             "mix": "mix.flac" if "mix" in outputs else None,
             "mix_loudness_lufs": rounded_lufs(mix, sr),
