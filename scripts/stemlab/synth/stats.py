@@ -42,7 +42,7 @@ def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFra
                 "mode": str(meta.get("mode", "")),
                 "duration_s": duration_s(meta, song_dir),
                 "n_stems": len(stem_list),
-                "mix_loudness_lufs": _loudness(meta.get("loudness_lufs", meta.get("mix_loudness_lufs"))),
+                "mix_loudness_lufs": _loudness(meta.get("mix_loudness_lufs")),
             }
         )
         for stem in stem_list:
@@ -63,9 +63,7 @@ def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFra
 
 
 def _loudness(value: object) -> float:
-    """Loudness as a float; a dict {wet:..., dry:...} gives its wet value; missing/silent -> NaN."""
-    if isinstance(value, dict):
-        value = value.get("wet", value.get("mix"))
+    """Loudness as a float; missing or silent (null in song.json) -> NaN."""
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
