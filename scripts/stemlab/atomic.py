@@ -44,3 +44,10 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
 def write_text(target: str | os.PathLike[str], text: str) -> None:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(target: str | os.PathLike[str], obj: object) -> None:
+    """`obj` as indented, key-sorted JSON (non-JSON values via str), written atomically."""
+    import json
+
+    write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

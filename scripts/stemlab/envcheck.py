@@ -9,13 +9,13 @@ Checks, for every rule of the workflow that does work:
 
 from __future__ import annotations
 
-import ast
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from stemlab import codegraph
 
 # The one table from import name to package name (conda-forge name; the pip name where it differs
 # only for packages that come from the env's pip section).
@@ -94,61 +94,9 @@ def env_provides(env: EnvSpec, package: str) -> bool:
     return bool(wanted & env.packages)
 
 
-def _module_files(module: str, scripts_dir: Path, entry: bool = False) -> list[Path]:
-    """The files that run for `module`: a package's __init__.py, plus its __main__.py only when it is
-    the `-m` entry point (an imported package, or the parent of the entry module, runs __init__.py alone)."""
-    base = scripts_dir.joinpath(*module.split("."))
-    if base.with_suffix(".py").is_file():
-        return [base.with_suffix(".py")]
-    names = ("__init__.py", "__main__.py") if entry else ("__init__.py",)
-    return [base / name for name in names if (base / name).is_file()]
-
-
-def _imports_of(file: Path, module: str) -> set[str]:
-    """Absolute names of every module imported anywhere in `file` (relative imports resolved)."""
-    tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-    package = module if file.name in ("__init__.py", "__main__.py") else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            found.add(target)
-            # `from stemlab.x import y` may import the submodule stemlab.x.y
-            found.update(f"{target}.{alias.name}" for alias in node.names)
-    return found
-
-
 def third_party_imports(entry_module: str, scripts_dir: str | Path) -> dict[str, set[str]]:
     """Top-level third-party import names reachable from `entry_module` → the stemlab files importing them."""
-    scripts_dir = Path(scripts_dir)
-    result: dict[str, set[str]] = {}
-    seen: set[str] = set()
-    todo = [entry_module]
-    # importing a submodule runs every parent package's __init__
-    parts = entry_module.split(".")
-    todo += [".".join(parts[:i]) for i in range(1, len(parts))]
-    while todo:
-        module = todo.pop()
-        if module in seen:
-            continue
-        seen.add(module)
-        for file in _module_files(module, scripts_dir, entry=module == entry_module):
-            for name in _imports_of(file, module):
-                top = name.split(".")[0]
-                if top == "stemlab":
-                    todo.append(name)
-                    pieces = name.split(".")
-                    todo += [".".join(pieces[:i]) for i in range(1, len(pieces))]
-                elif top and top not in sys.stdlib_module_names and top != "__future__":
-                    result.setdefault(top, set()).add(str(file.relative_to(scripts_dir)))
-    return result
+    return codegraph.walk(entry_module, Path(scripts_dir)).third_party
 
 
 def rule_entry_modules(shellcmd: str | None) -> list[str]:
