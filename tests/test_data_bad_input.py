@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from stemlab.audio import read_audio_complete, wav_truncation
 from stemlab.data.stems import build_corpus_shard
 from stemlab.errors import StemlabError
-from tests.data_fixtures import make_musdb, tone, write_wav
+from tests.data_fixtures import make_medleydb, make_musdb, tone, write_wav
 
 SHARD = "shard-00000"
 
@@ -22,14 +23,15 @@ def _corpus(tmp_path: Path, seconds: float = 1.0) -> tuple[Path, Path]:
     return root, root / "train" / "A - a"
 
 
-def _build(root: Path, out: Path, **audio) -> Path:
-    build_corpus_shard("musdb18hq", root, SHARD, 1, {}, audio, out)
+def _build(root: Path, out: Path, corpus: str = "musdb18hq", cfg: dict | None = None, **audio) -> Path:
+    build_corpus_shard(corpus, root, SHARD, 1, cfg or {}, audio, out)
     return out
 
 
-def _fails(root: Path, out: Path, culprit: Path, *words: str, **audio) -> str:
+def _fails(root: Path, out: Path, culprit: Path, *words: str, corpus: str = "musdb18hq", cfg: dict | None = None,
+           **audio) -> str:
     with pytest.raises(StemlabError) as err:
-        _build(root, out, **audio)
+        _build(root, out, corpus, cfg, **audio)
     msg = str(err.value)
     assert "\n" not in msg and str(culprit) in msg, msg
     for word in words:
@@ -165,3 +167,57 @@ def test_bad_song_skip_keeps_the_others(tmp_path):
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["A_-_a"]
     (skipped,) = json.loads((out / "skipped.json").read_text())
     assert skipped["song"] == "B_-_b" and "bass.wav" in skipped["error"]
+
+
+# --------------------------------------------------------------------------- corpus metadata
+
+MEDLEY_SONG = "Artist0_Song0"
+
+
+def _medley(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two MedleyDB songs: (root, the first song's METADATA yaml, the corpus's coefficients yaml)."""
+    root = make_medleydb(tmp_path / "corpus", n_songs=2, seconds=0.5)
+    meta = root / "MedleyDB" / "Audio" / MEDLEY_SONG / f"{MEDLEY_SONG}_METADATA.yaml"
+    return root, meta, root / "mixing_coefficients_version2.yaml"
+
+
+def _edit_yaml(path: Path, edit) -> None:
+    doc = yaml.safe_load(path.read_text())
+    edit(doc)
+    path.write_text(yaml.safe_dump(doc))
+
+
+def _set(*keys, value):
+    def edit(doc):
+        for key in keys[:-1]:
+            doc = doc[key]
+        doc[keys[-1]] = value
+    return edit
+
+
+BAD_METADATA = {  # case -> (file, edit, words the message must hold)
+    "coefficient n/a": ("meta", _set("stems", "S02", "mixing_coefficient", value="n/a"),
+                        ["stems.S02.mixing_coefficient", "'n/a'", "not a finite number"]),
+    "coefficient nan": ("meta", _set("stems", "S02", "mixing_coefficient", value=float("nan")),
+                        ["stems.S02.mixing_coefficient", "nan", "not a finite number"]),
+    "stem is a string": ("meta", _set("stems", "S02", value=f"{MEDLEY_SONG}_STEM_02.wav"),
+                         ["stems.S02", f"'{MEDLEY_SONG}_STEM_02.wav'", "not a mapping"]),
+    "raw is a list": ("meta", _set("stems", "S02", "raw", value=["R01"]), ["stems.S02.raw", "not a mapping"]),
+    "table value n/a": ("coef", _set(MEDLEY_SONG, "audio", 2, value="n/a"), ["audio.2", "'n/a'", "not a finite number"]),
+    "table value inf": ("coef", _set(MEDLEY_SONG, "audio", 2, value=float("inf")), ["audio.2", "inf"]),
+    "table entry a string": ("coef", _set(MEDLEY_SONG, "audio", value="n/a"), ["audio", "not a mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_METADATA))
+def test_bad_medleydb_metadata_value_fails_or_skips_only_its_song(tmp_path, case):
+    root, meta, coef = _medley(tmp_path)
+    which, edit, words = BAD_METADATA[case]
+    culprit = meta if which == "meta" else coef
+    _edit_yaml(culprit, edit)
+    msg = _fails(root, tmp_path / "out" / SHARD, culprit, MEDLEY_SONG, *words, corpus="medleydb")
+    assert "fix the" in msg
+    out = _build(root, tmp_path / "skip" / SHARD, "medleydb", bad_song="skip")
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["Artist1_Song1"]
+    (skipped,) = json.loads((out / "skipped.json").read_text())
+    assert skipped == {"song": MEDLEY_SONG, "error": msg}

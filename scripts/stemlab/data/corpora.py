@@ -37,9 +37,9 @@ def _musdb_spec(root: Path, cfg: dict):
 
 
 def _medley_spec(root: Path, cfg: dict):
-    coefficients, source = medleydb.load_coefficients(root, cfg)
+    coefficients, path = medleydb.load_coefficients(root, cfg)
     kind = cfg.get("coefficients", "audio")
-    return lambda sid, handle, split: medleydb.song_spec(handle, split, coefficients, source, kind)
+    return lambda sid, handle, split: medleydb.song_spec(handle, split, coefficients, path, kind)
 
 
 CORPORA: dict[str, Corpus] = {

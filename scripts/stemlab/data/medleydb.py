@@ -15,6 +15,7 @@ files, summed (only when every stem of the category has RAW files). Coefficients
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,27 +160,104 @@ def coefficients_file(root: Path, cfg: dict) -> Path | None:
     return None
 
 
-def load_coefficients(root: Path, cfg: dict) -> tuple[dict, str | None]:
-    """{TrackId: {stem index: coefficient}} for the configured kind, and the file they came from."""
+def load_coefficients(root: Path, cfg: dict) -> tuple[dict, Path | None]:
+    """{TrackId: that song's raw entry} of the corpus's mixing-coefficients yaml, and the file it came from.
+
+    The values are checked per song (song_coefficients), so one bad entry fails or skips only its song.
+    """
     kind = cfg.get("coefficients", "audio")
     if kind == "none":
         return {}, None
     path = coefficients_file(root, cfg)
     if path is None:
         return {}, None
-    table = {}
-    for track, entry in _load_yaml(path).items():
-        if isinstance(entry, dict) and isinstance(entry.get(kind), dict):
-            table[str(track)] = {int(k): float(v) for k, v in entry[kind].items()}
-    return table, path.name
+    return {str(track): entry for track, entry in _load_yaml(path).items()}, path
 
 
-def _stem_index(key: str) -> int | None:
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _number(value: object, where: Path, song: str, key: str, fix: str) -> float:
+    """A finite float, else one line naming the file, the song, the key and the value."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise StemlabError(f"{where}: song {song}: {key} is {_shown(value)}, not a finite number; {fix}")
+    return number
+
+
+def song_coefficients(table: dict, track_id: str, kind: str, path: Path | None) -> dict[int, float]:
+    """{stem index: coefficient} of one song from load_coefficients' table (empty when it has none)."""
+    entry = table.get(track_id)
+    if entry is None or path is None:
+        return {}
+    fix = "fix the file or set data.corpora.medleydb.coefficients: none"
+    values = entry.get(kind) if isinstance(entry, dict) else entry
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise StemlabError(f"{path}: song {track_id}: {kind} is {_shown(values)}, not a mapping of stem index to coefficient; {fix}")
+    out = {}
+    for key, value in values.items():
+        index = _stem_index(key)
+        if index is None:
+            raise StemlabError(f"{path}: song {track_id}: {kind} key {_shown(key)} is not a stem index; {fix}")
+        out[index] = _number(value, path, track_id, f"{kind}.{key}", fix)
+    return out
+
+
+def _stem_index(key: object) -> int | None:
     digits = "".join(ch for ch in str(key) if ch.isdigit())
     return int(digits) if digits else None
 
 
-def song_spec(song: MedleySong, split: str, coefficients: dict, coef_source: str | None, kind: str) -> SongSpec:
+def _mapping(value: object, where: Path, song: str, key: str) -> dict:
+    """A METADATA entry that must be a mapping (None counts as empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise StemlabError(f"{where}: song {song}: {key} is {_shown(value)}, not a mapping; fix the METADATA file")
+    return value
+
+
+def _instrument(entry: dict) -> str:
+    value = entry.get("instrument")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value or "")
+
+
+def _gain(entry: dict, index: int | None, song_coef: dict, coef_source: str, meta: Path, track_id: str, key: object) -> tuple[float, str]:
+    if "mixing_coefficient" in entry:
+        fix = "fix the METADATA file (or delete the key to use the mixing-coefficients table)"
+        return _number(entry["mixing_coefficient"], meta, track_id, f"stems.{key}.mixing_coefficient", fix), "metadata"
+    if index in song_coef:
+        return song_coef[index], coef_source
+    return 1.0, "none"
+
+
+def _dry_tracks(entry: dict, raw_dir: Path, meta: Path, track_id: str, key: object) -> tuple[list[SourceTrack] | None, str | None]:
+    """A stem's RAW tracks, or (None, why there are none)."""
+    raw_entries = _mapping(entry.get("raw"), meta, track_id, f"stems.{key}.raw")
+    dry: list[SourceTrack] = []
+    for raw_key in sorted(raw_entries, key=str):
+        raw = _mapping(raw_entries[raw_key], meta, track_id, f"stems.{key}.raw.{raw_key}")
+        if not raw.get("filename"):
+            return None, f"RAW track {raw_key} of stem {key} has no filename"
+        raw_path = raw_dir / str(raw["filename"])
+        if not raw_path.is_file():
+            return None, f"RAW file {raw_path.name} of stem {key} is missing"
+        dry.append(SourceTrack(raw_path, label=str(raw.get("instrument") or "")))
+    if not dry:
+        return None, f"stem {key} has no RAW tracks"
+    return dry, None
+
+
+def song_spec(song: MedleySong, split: str, coefficients: dict, coef_path: Path | None, kind: str) -> SongSpec:
     meta = _load_yaml(song.metadata)
     track_id = song.metadata.name[: -len("_METADATA.yaml")]
     stems_meta = meta.get("stems")
@@ -187,39 +265,21 @@ def song_spec(song: MedleySong, split: str, coefficients: dict, coef_source: str
         raise StemlabError(f"{song.metadata}: no 'stems' mapping; this is not a MedleyDB METADATA file")
     stem_dir = song.path / str(meta.get("stem_dir") or f"{track_id}_STEMS")
     raw_dir = song.path / str(meta.get("raw_dir") or f"{track_id}_RAW")
-    song_coef = coefficients.get(track_id, {})
+    song_coef = song_coefficients(coefficients, track_id, kind, coef_path)
+    coef_source = f"{coef_path.name}:{kind}" if coef_path is not None else "none"
     stems, gains = [], {}
     for key in sorted(stems_meta, key=lambda k: (_stem_index(k) or 0, str(k))):
-        entry = stems_meta[key] or {}
+        entry = _mapping(stems_meta[key], song.metadata, track_id, f"stems.{key}")
         filename = entry.get("filename")
         if not filename:
             raise StemlabError(f"{song.metadata}: stem {key} has no filename; fix the METADATA file")
         path = stem_dir / str(filename)
         if not path.is_file():
             raise StemlabError(f"{path}: listed in {song.metadata} but missing; re-extract the corpus")
-        instrument = str(entry.get("instrument") or "")
-        if isinstance(entry.get("instrument"), list):
-            instrument = str(entry["instrument"][0])
-        index = _stem_index(key)
-        if "mixing_coefficient" in entry:
-            gain, source = float(entry["mixing_coefficient"]), "metadata"
-        elif index in song_coef:
-            gain, source = song_coef[index], f"{coef_source}:{kind}"
-        else:
-            gain, source = 1.0, "none"
+        instrument = _instrument(entry)
+        gain, source = _gain(entry, _stem_index(key), song_coef, coef_source, song.metadata, track_id, key)
         gains[str(key)] = {"coefficient": gain, "source": source, "instrument": instrument}
-        raw_entries = entry.get("raw") or {}
-        dry: list[SourceTrack] | None = []
-        missing: str | None = None
-        for raw_key in sorted(raw_entries, key=str):
-            raw = raw_entries[raw_key] or {}
-            raw_path = raw_dir / str(raw.get("filename", ""))
-            if not raw.get("filename") or not raw_path.is_file():
-                dry, missing = None, f"RAW file {raw_path.name} of stem {key} is missing"
-                break
-            dry.append(SourceTrack(raw_path, label=str(raw.get("instrument") or "")))
-        if dry == []:
-            dry, missing = None, f"stem {key} has no RAW tracks"
+        dry, missing = _dry_tracks(entry, raw_dir, song.metadata, track_id, key)
         stems.append(StemSpec(category_of(instrument), [SourceTrack(path, label=instrument, gain=gain)], dry, missing))
     mix_name = meta.get("mix_filename") or f"{track_id}_MIX.wav"
     mix_path = song.path / str(mix_name)
