@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import yaml
 from stemlab.audio import read_audio_complete, wav_truncation
 from stemlab.data.stems import build_corpus_shard
 from stemlab.errors import StemlabError
-from tests.data_fixtures import make_medleydb, make_musdb, tone, write_wav
+from tests.data_fixtures import make_medleydb, make_moisesdb, make_musdb, tone, write_wav
 
 SHARD = "shard-00000"
 
@@ -221,3 +222,51 @@ def test_bad_medleydb_metadata_value_fails_or_skips_only_its_song(tmp_path, case
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["Artist1_Song1"]
     (skipped,) = json.loads((out / "skipped.json").read_text())
     assert skipped == {"song": MEDLEY_SONG, "error": msg}
+
+
+def _moises(tmp_path: Path) -> tuple[Path, Path]:
+    """One MoisesDB song; returns (root, its data.json)."""
+    root = make_moisesdb(tmp_path / "corpus", n_songs=1, seconds=0.5, wrap="")
+    return root, next(root.glob("*/data.json"))
+
+
+def test_moisesdb_track_id_outside_the_song_folder_is_refused(tmp_path):
+    root, meta_path = _moises(tmp_path)
+    song = meta_path.parent
+    write_wav(tmp_path / "x" / "outside.wav", tone(0.5, 440.0))  # a readable file the id points at
+    meta = json.loads(meta_path.read_text())
+    track = meta["stems"][0]["tracks"][0]
+    track["id"] = "../../../x/outside"
+    meta_path.write_text(json.dumps(meta))
+    assert (song / meta["stems"][0]["stemName"] / "../../../x/outside.wav").is_file()
+    _fails(root, tmp_path / "out" / SHARD, meta_path, song.name, "track id", "'../../../x/outside'", "fix the metadata",
+           corpus="moisesdb")
+    track.update(id="outside", extension="/../../../x/outside.wav")
+    meta_path.write_text(json.dumps(meta))
+    _fails(root, tmp_path / "out" / SHARD, meta_path, song.name, "track extension", corpus="moisesdb")
+
+
+UP = "../../../../outside/" + MEDLEY_SONG  # from the song folder (corpus/MedleyDB/Audio/<song>) to its copy outside
+MEDLEY_PATHS = {  # field -> (keys of the value in the METADATA yaml, a value naming the copy outside)
+    "mix_filename": (("mix_filename",), f"{UP}/{MEDLEY_SONG}_MIX.wav"),
+    "stem_dir": (("stem_dir",), f"{UP}/{MEDLEY_SONG}_STEMS"),
+    "raw_dir": (("raw_dir",), f"{UP}/{MEDLEY_SONG}_RAW"),
+    "stems.S01.filename": (("stems", "S01", "filename"), f"../{UP}/{MEDLEY_SONG}_STEMS/{MEDLEY_SONG}_STEM_01.wav"),
+    "stems.S01.raw.R01.filename": (("stems", "S01", "raw", "R01", "filename"),
+                                   f"../{UP}/{MEDLEY_SONG}_RAW/{MEDLEY_SONG}_RAW_01_01.wav"),
+    "absolute mix_filename": (("mix_filename",), "ABSOLUTE"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MEDLEY_PATHS))
+def test_medleydb_paths_outside_the_song_folder_are_refused(tmp_path, case):
+    root, meta, _ = _medley(tmp_path)
+    outside = tmp_path / "outside" / MEDLEY_SONG
+    shutil.copytree(meta.parent, outside)  # the files the hostile paths name exist, outside the song folder
+    keys, value = MEDLEY_PATHS[case]
+    value = str(outside / f"{MEDLEY_SONG}_MIX.wav") if value == "ABSOLUTE" else value
+    base = meta.parent / (f"{MEDLEY_SONG}_STEMS" if keys[0] == "stems" else "")
+    assert (base / value).exists()
+    _edit_yaml(meta, _set(*keys, value=value))
+    _fails(root, tmp_path / "out" / SHARD, meta, MEDLEY_SONG, case.removeprefix("absolute "), repr(value),
+           "inside the song folder", corpus="medleydb")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from stemlab.data.spec import SongSpec, SourceTrack, StemSpec, merge_stems, song_id
+from stemlab.data.spec import SongSpec, SourceTrack, StemSpec, inside, merge_stems, song_id
 from stemlab.errors import StemlabError
 
 MAX_DEPTH = 4
@@ -248,7 +248,7 @@ def _dry_tracks(entry: dict, raw_dir: Path, meta: Path, track_id: str, key: obje
         raw = _mapping(raw_entries[raw_key], meta, track_id, f"stems.{key}.raw.{raw_key}")
         if not raw.get("filename"):
             return None, f"RAW track {raw_key} of stem {key} has no filename"
-        raw_path = raw_dir / str(raw["filename"])
+        raw_path = inside(raw_dir, raw["filename"], song=track_id, field=f"stems.{key}.raw.{raw_key}.filename", where=meta)
         if not raw_path.is_file():
             return None, f"RAW file {raw_path.name} of stem {key} is missing"
         dry.append(SourceTrack(raw_path, label=str(raw.get("instrument") or "")))
@@ -263,8 +263,9 @@ def song_spec(song: MedleySong, split: str, coefficients: dict, coef_path: Path 
     stems_meta = meta.get("stems")
     if not isinstance(stems_meta, dict) or not stems_meta:
         raise StemlabError(f"{song.metadata}: no 'stems' mapping; this is not a MedleyDB METADATA file")
-    stem_dir = song.path / str(meta.get("stem_dir") or f"{track_id}_STEMS")
-    raw_dir = song.path / str(meta.get("raw_dir") or f"{track_id}_RAW")
+    here = {"song": track_id, "where": song.metadata}
+    stem_dir = inside(song.path, meta.get("stem_dir") or f"{track_id}_STEMS", field="stem_dir", **here)
+    raw_dir = inside(song.path, meta.get("raw_dir") or f"{track_id}_RAW", field="raw_dir", **here)
     song_coef = song_coefficients(coefficients, track_id, kind, coef_path)
     coef_source = f"{coef_path.name}:{kind}" if coef_path is not None else "none"
     stems, gains = [], {}
@@ -273,7 +274,7 @@ def song_spec(song: MedleySong, split: str, coefficients: dict, coef_path: Path 
         filename = entry.get("filename")
         if not filename:
             raise StemlabError(f"{song.metadata}: stem {key} has no filename; fix the METADATA file")
-        path = stem_dir / str(filename)
+        path = inside(stem_dir, filename, field=f"stems.{key}.filename", **here)
         if not path.is_file():
             raise StemlabError(f"{path}: listed in {song.metadata} but missing; re-extract the corpus")
         instrument = _instrument(entry)
@@ -281,8 +282,7 @@ def song_spec(song: MedleySong, split: str, coefficients: dict, coef_path: Path 
         gains[str(key)] = {"coefficient": gain, "source": source, "instrument": instrument}
         dry, missing = _dry_tracks(entry, raw_dir, song.metadata, track_id, key)
         stems.append(StemSpec(category_of(instrument), [SourceTrack(path, label=instrument, gain=gain)], dry, missing))
-    mix_name = meta.get("mix_filename") or f"{track_id}_MIX.wav"
-    mix_path = song.path / str(mix_name)
+    mix_path = inside(song.path, meta.get("mix_filename") or f"{track_id}_MIX.wav", field="mix_filename", **here)
     if not mix_path.is_file():
         raise StemlabError(f"{mix_path}: missing (mix_filename in {song.metadata}); re-extract the corpus")
     extras = {k: meta.get(k) for k in ("artist", "title", "genre", "version", "has_bleed", "instrumental") if meta.get(k) is not None}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stemlab.data.spec import SongSpec, SourceTrack, StemSpec, check_category, merge_stems, song_id
+from stemlab.data.spec import SongSpec, SourceTrack, StemSpec, check_category, inside, merge_stems, song_id
 from stemlab.errors import StemlabError
 from stemlab.taxonomy import STEMS
 
@@ -66,17 +66,28 @@ def category_of(stem_name: str, where: str) -> str:
     return check_category(name, where)
 
 
+def _track_path(stem_dir: Path, track: dict, song: str, meta_path: Path) -> Path:
+    """<stem folder>/<track id>.<extension>; both fields must keep the path inside the song folder."""
+    ext = str(track.get("extension") or "wav").lstrip(".")
+    inside(stem_dir, track.get("id"), song=song, field="track id", where=meta_path)
+    return inside(stem_dir, f"{track.get('id')}.{ext}", song=song, field="track extension", where=meta_path)
+
+
 def song_spec(song_dir: Path, split: str) -> SongSpec:
     meta_path = song_dir / "data.json"
     meta = _load_json(meta_path)
     stems = []
     for stem in meta["stems"]:
+        if not isinstance(stem, dict):
+            raise StemlabError(f"{meta_path}: a stems entry is {stem!r}, not a mapping; re-extract the corpus archive")
         stem_name = str(stem.get("stemName", ""))
         category = category_of(stem_name, str(meta_path))
+        stem_dir = inside(song_dir, stem_name, song=song_dir.name, field="stemName", where=meta_path)
         tracks = []
         for track in stem.get("tracks") or []:
-            ext = str(track.get("extension") or "wav").lstrip(".")
-            path = song_dir / stem_name / f"{track.get('id')}.{ext}"
+            if not isinstance(track, dict):
+                raise StemlabError(f"{meta_path}: a {stem_name} track is {track!r}, not a mapping; re-extract the corpus archive")
+            path = _track_path(stem_dir, track, song_dir.name, meta_path)
             if not path.is_file():
                 raise StemlabError(
                     f"{path}: listed in {meta_path} but missing; re-extract the corpus archive"

@@ -11,6 +11,7 @@ from stemlab.taxonomy import STEMS
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,22 @@ def song_id(name: str) -> str:
     if not text:
         raise StemlabError(f"song name {name!r} gives an empty song id; rename the song folder")
     return text
+
+
+def inside(folder: Path, name: object, *, song: str, field: str, where: Path) -> Path:
+    """`folder / name` for a path taken from corpus metadata, refused unless it stays inside `folder`.
+
+    The check is lexical (no '..' component, not absolute, no NUL): resources/corpora/<c> may be a tree
+    of symlinks into the user's folder, so resolving links would always leave it.
+    """
+    text = str(name)
+    parts = [p for p in re.split(r"[/\\]", text) if p not in ("", ".")]
+    if "\x00" in text or text.startswith(("/", "\\")) or _DRIVE.match(text) or ".." in parts or not parts:
+        raise StemlabError(
+            f"{where}: {field} {text!r} of song {song} is not a path inside the song folder {folder}; "
+            "fix the metadata (paths must be relative, without '..')"
+        )
+    return folder / text
 
 
 def check_category(name: str, where: str) -> str:
