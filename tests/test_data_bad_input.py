@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from stemlab.audio import read_audio_complete, wav_truncation
+from stemlab.audio import audio_truncation, read_audio_complete
 from stemlab.data.stems import build_corpus_shard
 from stemlab.errors import StemlabError
 from tests.data_fixtures import make_medleydb, make_moisesdb, make_musdb, tone, write_wav
@@ -53,7 +53,7 @@ def test_truncated_wav(tmp_path):
     root, song = _corpus(tmp_path)
     data = (song / "drums.wav").read_bytes()
     (song / "drums.wav").write_bytes(data[: len(data) // 2])
-    assert "data chunk holds" in wav_truncation(song / "drums.wav")
+    assert "data chunk holds" in audio_truncation(song / "drums.wav")
     _fails(root, tmp_path / "out" / SHARD, song / "drums.wav", "truncated", "re-download")
 
 
@@ -270,3 +270,43 @@ def test_medleydb_paths_outside_the_song_folder_are_refused(tmp_path, case):
     _edit_yaml(meta, _set(*keys, value=value))
     _fails(root, tmp_path / "out" / SHARD, meta, MEDLEY_SONG, case.removeprefix("absolute "), repr(value),
            "inside the song folder", corpus="medleydb")
+
+
+# --------------------------------------------------------------------------- containers
+
+CONTAINERS = [("AIFF", "PCM_16", None), ("AIFF", "FLOAT", None), ("RF64", "PCM_24", None), ("W64", "PCM_16", None),
+              ("WAV", "PCM_16", "BIG"), ("WAVEX", "PCM_24", None)]
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "endian"), CONTAINERS)
+def test_truncated_container_is_refused(tmp_path, fmt, subtype, endian):
+    root, song = _corpus(tmp_path)
+    path = song / "drums.wav"  # the MUSDB adapter reads any container named .wav
+    sf.write(path, tone(1.0, 80.0), 44100, format=fmt, subtype=subtype, endian=endian)
+    assert audio_truncation(path) is None
+    out = _build(root, tmp_path / "ok" / SHARD)
+    assert sf.info(str(out / "A_-_a" / "wet" / "drums.flac")).frames == 44100
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 10_000])
+    assert sf.info(str(path)).frames < 44100  # libsndfile itself reads it as a shorter file
+    assert "holds" in audio_truncation(path)
+    _fails(root, tmp_path / "out" / SHARD, path, f"truncated or corrupt {fmt.replace('WAVEX', 'WAV')}", "re-download")
+
+
+def test_aiff_with_fewer_frames_than_its_header_declares(tmp_path):
+    path = tmp_path / "x.aiff"
+    sf.write(path, tone(0.1, 440.0), 44100, format="AIFF", subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    frames_at = data.index(b"COMM") + 8 + 2  # numSampleFrames follows numChannels
+    data[frames_at:frames_at + 4] = (4410 + 1).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    assert audio_truncation(path) == "COMM declares 4411 frames but the SSND chunk holds 4410"
+    with pytest.raises(StemlabError, match="truncated or corrupt AIFF"):
+        read_audio_complete(path)
+
+
+def test_unchecked_container_is_refused(tmp_path):
+    root, song = _corpus(tmp_path)
+    path = song / "bass.wav"
+    sf.write(path, tone(1.0, 55.0), 44100, format="CAF", subtype="PCM_16")
+    _fails(root, tmp_path / "out" / SHARD, path, "not a WAV, RF64, W64, AIFF/AIFC or FLAC file", "re-export")

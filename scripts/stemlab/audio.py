@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -66,35 +67,120 @@ def write_audio(
         sf.write(tmp, data, sr, format=fmt, subtype=subtype, **kwargs)
 
 
-def wav_truncation(path: str | os.PathLike[str]) -> str | None:
-    """Why a RIFF/WAVE file is cut short (its data chunk promises more bytes than the file has), else None.
+_W64_TAIL = bytes.fromhex("f3acd3118cd100c04f8edb8a")
+W64_RIFF = b"riff" + bytes.fromhex("2e91cf11a5d628db04c10000")
+W64_WAVE = b"wave" + _W64_TAIL
+W64_DATA = b"data" + _W64_TAIL
+CONTAINERS = "WAV, RF64, W64, AIFF/AIFC or FLAC"
+# AIFC compression types stored as plain samples: SSND bytes = frames x channels x bytes per sample
+_AIFC_PCM = frozenset({b"NONE", b"twos", b"sowt", b"raw ", b"fl32", b"FL32", b"fl64", b"FL64", b"in24", b"42ni", b"in32", b"23ni"})
 
-    libsndfile reads a truncated WAV without complaint (it returns the frames that are there), so a
-    download that stopped half-way would pass for a shorter song; this header check catches it.
-    Non-WAV files, RF64 and streamed WAVs (data size 0 or 0xFFFFFFFF) are not judged here.
+
+def container(head: bytes) -> str | None:
+    """The audio container of a file from its first 40 bytes, or None if it is none of CONTAINERS."""
+    if head[8:12] == b"WAVE" and head[:4] in (b"RIFF", b"RIFX"):
+        return "WAV"
+    if head[8:12] == b"WAVE" and head[:4] in (b"RF64", b"BW64"):
+        return "RF64"
+    if head[:16] == W64_RIFF and head[24:40] == W64_WAVE:
+        return "W64"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    return None
+
+
+def _chunks(fh, pos: int, size: int, id_len: int, size_fmt: str, align: int, with_header: bool = False):
+    """(chunk id, offset of its body, declared body length) of every chunk header from `pos` on."""
+    head = id_len + struct.calcsize(size_fmt)
+    while pos + head <= size:
+        fh.seek(pos)
+        raw = fh.read(head)
+        length = struct.unpack(size_fmt, raw[id_len:])[0] - (head if with_header else 0)
+        if length < 0:
+            return
+        yield raw[:id_len], pos + head, length
+        pos += head + length + (-length % align)
+
+
+def _cut(what: str, have: int, length: int) -> str | None:
+    return f"{what} holds {max(have, 0)} of {length} bytes" if have < length else None
+
+
+def _riff_truncation(fh, size: int, big: bool) -> str | None:
+    fmt = ">I" if big else "<I"
+    for ident, body, length in _chunks(fh, 12, size, 4, fmt, 2):
+        if ident == b"data":
+            return None if length in (0, 0xFFFFFFFF) else _cut("data chunk", size - body, length)
+    return "no data chunk"
+
+
+def _rf64_truncation(fh, size: int) -> str | None:
+    data_size = None
+    for ident, body, length in _chunks(fh, 12, size, 4, "<I", 2):
+        if ident == b"ds64" and length >= 16:
+            fh.seek(body + 8)
+            data_size = struct.unpack("<Q", fh.read(8))[0]
+        elif ident == b"data":
+            if length == 0xFFFFFFFF:
+                if data_size is None:
+                    return "data chunk size is in a ds64 chunk that is missing"
+                length = data_size
+            return _cut("data chunk", size - body, length)
+    return "no data chunk"
+
+
+def _w64_truncation(fh, size: int) -> str | None:
+    for ident, body, length in _chunks(fh, 40, size, 16, "<Q", 8, with_header=True):
+        if ident == W64_DATA:
+            return _cut("data chunk", size - body, length)
+    return "no data chunk"
+
+
+def _aiff_truncation(fh, size: int) -> str | None:
+    comm = ssnd = None
+    for ident, body, length in _chunks(fh, 12, size, 4, ">I", 2):
+        if ident == b"COMM" and length >= 18:
+            fh.seek(body)
+            comm = fh.read(min(length, 22))
+        elif ident == b"SSND":
+            ssnd = (body, length)
+    if comm is None or ssnd is None:
+        return "no COMM chunk" if comm is None else "no SSND chunk"
+    body, length = ssnd
+    cut = _cut("SSND chunk", size - body, length)
+    if cut or length < 8 or (len(comm) >= 22 and comm[18:22] not in _AIFC_PCM):
+        return cut  # a compressed AIFC: only the chunk size is checked
+    channels, frames, bits = struct.unpack(">hIh", comm[:8])
+    fh.seek(body)
+    offset = struct.unpack(">I", fh.read(4))[0]
+    have = (length - 8 - offset) // max(channels * ((bits + 7) // 8), 1)
+    return f"COMM declares {frames} frames but the SSND chunk holds {have}" if have < frames else None
+
+
+def audio_truncation(path: str | os.PathLike[str]) -> str | None:
+    """Why a WAV, RF64, W64 or AIFF/AIFC file is cut short (its header promises more than the file has), else None.
+
+    libsndfile reads a truncated file of these containers without complaint (it returns the frames that
+    are there), so a download that stopped half-way would pass for a shorter song; this header check
+    catches it. FLAC (its decoder reports a cut stream) and other containers are not judged here, nor
+    streamed WAVs (data size 0 or 0xFFFFFFFF).
     """
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as fh:
-        head = fh.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        pos = 12
-        while pos + 8 <= size:
-            fh.seek(pos)
-            chunk = fh.read(8)
-            if len(chunk) < 8:
-                break
-            ident, length = chunk[:4], int.from_bytes(chunk[4:], "little")
-            if ident == b"data":
-                if length in (0, 0xFFFFFFFF):
-                    return None
-                have = size - pos - 8
-                if have < length:
-                    return f"data chunk holds {have} of {length} bytes"
-                return None
-            pos += 8 + length + (length & 1)
-    return "no data chunk"
+        head = fh.read(40)
+        kind = container(head)
+        if kind == "WAV":
+            return _riff_truncation(fh, size, big=head[:4] == b"RIFX")
+        if kind == "RF64":
+            return _rf64_truncation(fh, size)
+        if kind == "W64":
+            return _w64_truncation(fh, size)
+        if kind == "AIFF":
+            return _aiff_truncation(fh, size)
+    return None
 
 
 def read_audio_complete(
@@ -103,13 +189,24 @@ def read_audio_complete(
     expected_sr: int | None = None,
     allow_empty: bool = False,
 ) -> tuple[np.ndarray, int]:
-    """read_audio that also rejects truncated WAV files (see wav_truncation)."""
+    """read_audio for source files: only the CONTAINERS, and none that is cut short (see audio_truncation)."""
     path = Path(path)
     if path.is_file():
-        problem = wav_truncation(path)
+        with open(path, "rb") as fh:
+            kind = container(fh.read(40))
+        if kind is None:
+            raise StemlabError(
+                f"{path}: not a {CONTAINERS} file (the containers checked for completeness); re-export it as WAV or "
+                "FLAC, or re-download it if it is damaged"
+            )
+        problem = audio_truncation(path)
         if problem is not None:
-            raise StemlabError(f"{path}: truncated or corrupt WAV ({problem}); re-download or re-extract the file")
-    return read_audio(path, expected_sr=expected_sr, allow_empty=allow_empty)
+            raise StemlabError(f"{path}: truncated or corrupt {kind} ({problem}); re-download or re-extract the file")
+    data, sr = read_audio(path, expected_sr=expected_sr, allow_empty=allow_empty)
+    declared = audio_info(path)[0]
+    if declared and data.shape[0] < declared:
+        raise StemlabError(f"{path}: truncated audio ({data.shape[0]} of {declared} frames decode); re-download or re-extract the file")
+    return data, sr
 
 
 def audio_info(path: str | os.PathLike[str]) -> tuple[int, int, int]:
