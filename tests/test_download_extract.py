@@ -186,3 +186,39 @@ def test_link_tree_rejects_empty_or_missing_folder(tmp_path):
     with pytest.raises(StemlabError, match="data.corpora.medleydb.path"):
         link_tree(tmp_path / "missing", tmp_path / "out", key="data.corpora.medleydb")
     assert not (tmp_path / "out").exists()
+
+
+def test_link_tree_keeps_empty_folders_so_a_musdb_folder_reads_like_its_zip(tmp_path):
+    from stemlab.data.musdb import discover
+    from tests.data_fixtures import make_musdb
+
+    src = make_musdb(tmp_path / "musdb", [], ["C - c"], seconds=0.1)  # train/ exists and is empty
+    (src / "musdb18hq" / "extra" / "deeper").mkdir(parents=True)
+    assert (src / "musdb18hq" / "train").is_dir() and not any((src / "musdb18hq" / "train").iterdir())
+    target = tmp_path / "corpora" / "musdb18hq"
+    assert link_tree(src, target, key="data.corpora.musdb18hq") == 5
+    assert (target / "musdb18hq" / "train").is_dir() and (target / "musdb18hq" / "extra" / "deeper").is_dir()
+    zipped = tmp_path / "zipped"
+    with zipfile.ZipFile(tmp_path / "musdb.zip", "w") as zf:
+        for f in sorted(src.rglob("*")):
+            zf.write(f, f.relative_to(src).as_posix())
+    extract(tmp_path / "musdb.zip", zipped, show_progress=False)
+    assert sorted(discover(target, {})) == sorted(discover(zipped, {})) == ["C_-_c"]
+
+
+def test_link_tree_refuses_a_symlink_loop_naming_the_link(tmp_path):
+    src = tmp_path / "corpus"
+    for name, data in FILES.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(data)
+    (src / "musdb18hq" / "train" / "again").symlink_to(src / "musdb18hq")
+    (src / "shared").symlink_to(src / "musdb18hq" / "test")  # a second link to one folder is not a loop
+    parent = tmp_path / "corpora"
+    parent.mkdir()
+    with pytest.raises(StemlabError) as err:
+        link_tree(src, parent / "c", key="data.corpora.musdb18hq")
+    message = str(err.value)
+    assert "\n" not in message and str(src / "musdb18hq" / "train" / "again") in message and "loops" in message
+    _assert_nothing_left(parent, parent / "c")
+    (src / "musdb18hq" / "train" / "again").unlink()
+    assert link_tree(src, parent / "c", key="data.corpora.musdb18hq") == 4

@@ -17,7 +17,6 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,13 +24,13 @@ from tqdm import tqdm
 
 from stemlab.atomic import atomic_dir
 from stemlab.download.fetch import CHUNK
+from stemlab.download.sources import SKIP_TOP, walk_folder
 from stemlab.errors import StemlabError
 from stemlab.logs import byte_progress
 
 log = logging.getLogger("stemlab.download")
 
 MANIFEST = ".stemlab-source.json"
-SKIP_TOP = frozenset({"__MACOSX"})  # macOS resource-fork junk: never part of a corpus
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _CORRUPT = (zipfile.BadZipFile, tarfile.TarError, zlib.error, lzma.LZMAError, EOFError)
 
@@ -207,14 +206,6 @@ def extract(
     return files
 
 
-def _walk_files(src: Path) -> Iterator[tuple[Path, Path]]:
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=True):
-        rel = Path(dirpath).relative_to(src)
-        dirnames[:] = sorted(d for d in dirnames if not (rel == Path(".") and d in SKIP_TOP))
-        for name in sorted(filenames):
-            yield Path(dirpath) / name, rel / name
-
-
 def link_tree(
     src_dir: str | os.PathLike[str],
     target_dir: str | os.PathLike[str],
@@ -222,7 +213,8 @@ def link_tree(
     key: str,
     manifest: dict[str, Any] | None = None,
 ) -> int:
-    """Mirror an extracted corpus folder as real folders of symlinks to its files (no copy); return the count.
+    """Mirror an extracted corpus folder as real folders (empty ones too) of symlinks to its files (no
+    copy); return the number of files.
 
     The corpus adapters then read `target_dir` the same way whether the corpus was downloaded or not.
     """
@@ -231,10 +223,11 @@ def link_tree(
         raise StemlabError(f"{src_dir} is not a folder: fix {key}.path")
     files = 0
     with atomic_dir(target_dir) as tmp:
-        for path, rel in _walk_files(src):
-            link = tmp / rel
-            link.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(path.resolve(), link)
+        for path, rel, is_dir in walk_folder(src, key):
+            if is_dir:
+                (tmp / rel).mkdir()
+                continue
+            os.symlink(path.resolve(), tmp / rel)
             files += 1
         if files == 0:
             raise StemlabError(f"folder {src} holds no files: fix {key}.path")

@@ -12,9 +12,12 @@ Config policy (documented in config/README.md):
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +27,7 @@ DOWNLOADS_DIR = "resources/downloads"
 CORPORA_DIR = "resources/corpora"
 CHECKPOINTS_DIR = "resources/checkpoints"
 SOUNDFONTS_DIR = "resources/soundfonts"
+SKIP_TOP = frozenset({"__MACOSX"})  # macOS resource-fork junk: never part of a corpus
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,64 @@ def corpus_download_path(config: dict, name: str) -> str | None:
     if src.kind != "url":
         return None
     return f"{DOWNLOADS_DIR}/{name}/{download_name(src.url, name + '.archive')}"
+
+
+def walk_folder(src: Path, key: str) -> Iterator[tuple[Path, PurePosixPath, bool]]:
+    """(path, path relative to `src`, is a folder) of everything under `src`, sorted, following folder links.
+
+    SKIP_TOP folders at the top are left out. A folder link that leads back to a folder on its own path
+    (a symlink loop) is refused with one line naming the link.
+    """
+    todo = [(src, PurePosixPath(), (os.path.realpath(src),))]
+    while todo:
+        folder, rel, chain = todo.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            raise StemlabError(f"{folder}: cannot list this folder ({exc.strerror}); fix its permissions or {key}.path") from None
+        subfolders = []
+        for entry in entries:
+            if not rel.parts and entry.name in SKIP_TOP:
+                continue
+            path, entry_rel = Path(entry.path), rel / entry.name
+            if not entry.is_dir():
+                yield path, entry_rel, False
+                continue
+            real = os.path.realpath(path)
+            if real in chain:
+                raise StemlabError(
+                    f"{path}: a folder link that loops back to {real}; remove the link or point {key}.path past it"
+                )
+            yield path, entry_rel, True
+            subfolders.append((path, entry_rel, (*chain, real)))
+        todo.extend(reversed(subfolders))
+
+
+def folder_fingerprint(src: str | os.PathLike[str], key: str) -> str:
+    """sha256 over the sorted (relative path, size, mtime) of a folder's files and its folders (cheap: stat only)."""
+    h = hashlib.sha256()
+    for path, rel, is_dir in walk_folder(Path(src), key):
+        if is_dir:
+            h.update(b"d\0" + os.fsencode(str(rel)) + b"\n")
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:  # a dangling link: linked as it is
+            st = os.lstat(path)
+        h.update(b"f\0" + os.fsencode(str(rel)) + f"\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def corpus_fingerprint(config: dict, name: str) -> str:
+    """folder_fingerprint of data.corpora.<name>.path when it is a folder, else "" (a parse-time rule param)."""
+    src = corpus_source(config, name)
+    folder = Path(src.path).expanduser() if src.kind == "path" else None
+    if folder is None or not folder.is_dir():
+        return ""
+    try:
+        return folder_fingerprint(folder, src.key)
+    except StemlabError as exc:  # extract_corpus fails on it with the same line; the DAG still builds
+        return "unreadable: " + hashlib.sha256(str(exc).encode()).hexdigest()
 
 
 def checkpoint_source(config: dict, name: str) -> Source:
