@@ -126,3 +126,34 @@ def test_every_config_dry_runs_with_all_corpora_enabled(tmp_path, configfile):
     shards = yaml.safe_load((REPO / "config" / configfile).read_text())["data"]["corpora"]
     n_stems = sum(shards[c]["shards"] for c in ("moisesdb", "musdb18hq", "medleydb"))
     assert f"canonical_stems {n_stems}" in " ".join(text.split()), text[-3000:]
+
+
+def _jobs(text: str) -> set[str]:
+    """Rule names in the job-stats table of a dry run."""
+    rules = {"extract_corpus", "canonical_stems", "splits"}
+    return {line.split()[0] for line in text.splitlines() if line.split() and line.split()[0] in rules}
+
+
+def test_songs_added_to_a_corpus_folder_rebuild_the_corpus(tmp_path):
+    src = make_musdb(tmp_path / "my musdb", ["A - a"], ["C - c"], seconds=0.2)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    overlay = {"data": {"corpora": {"musdb18hq": {"enabled": True, "path": str(src), "shards": 1}}}}
+    target = "results/data/splits/musdb18hq.parquet"
+    out = _run(workdir, overlay, target)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    assert len(pd.read_parquet(workdir / target)) == 2
+    again = _run(workdir, overlay, target, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-3000:]
+
+    make_musdb(tmp_path / "my musdb", ["B - b"], [], seconds=0.2)  # a new song folder in train/
+    dry = _run(workdir, overlay, target, "-n")
+    assert _jobs(dry.stdout) == {"extract_corpus", "canonical_stems", "splits"}, (dry.stdout + dry.stderr)[-3000:]
+    out = _run(workdir, overlay, target)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    assert sorted(pd.read_parquet(workdir / target)["song"]) == ["A_-_a", "B_-_b", "C_-_c"]
+    assert "Nothing to be done" in _run(workdir, overlay, target, "-n").stdout
+
+    mix = src / "musdb18hq" / "test" / "C - c" / "mixture.wav"
+    os.utime(mix, ns=(mix.stat().st_atime_ns, mix.stat().st_mtime_ns + 10**9))  # a file replaced in place
+    assert "extract_corpus" in _jobs(_run(workdir, overlay, target, "-n").stdout)

@@ -166,3 +166,27 @@ def test_download_rules_end_to_end(tmp_path):
     log = (workdir / "logs/download/extract_corpus/moisesdb.log").read_text().strip().splitlines()
     assert len(log) == 1 and log[0].startswith("error: corpus MoisesDB is enabled"), log
     assert "data.corpora.moisesdb.path" in log[0]
+
+
+def test_folder_fingerprint_follows_names_sizes_and_mtimes(tmp_path):
+    src = tmp_path / "corpus"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "x.wav").write_bytes(b"1234")
+    config = {"data": {"corpora": {"moisesdb": {"enabled": True, "path": str(src)}}}}
+    first = sources.corpus_fingerprint(config, "moisesdb")
+    assert len(first) == 64 and sources.corpus_fingerprint(config, "moisesdb") == first
+    (src / "b").mkdir()  # an empty folder is linked too
+    second = sources.corpus_fingerprint(config, "moisesdb")
+    assert second != first
+    (src / "a" / "x.wav").write_bytes(b"12345")
+    third = sources.corpus_fingerprint(config, "moisesdb")
+    assert third != second
+    st = (src / "a" / "x.wav").stat()
+    os.utime(src / "a" / "x.wav", ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert sources.corpus_fingerprint(config, "moisesdb") != third
+    (src / "b" / "loop").symlink_to(src)  # link_tree refuses it at run time; the DAG still builds
+    assert sources.corpus_fingerprint(config, "moisesdb").startswith("unreadable: ")
+    archive = make_zip(tmp_path / "c.zip", FILES)
+    config["data"]["corpora"]["moisesdb"]["path"] = str(archive)
+    assert sources.corpus_fingerprint(config, "moisesdb") == f"file {archive.stat().st_size} {archive.stat().st_mtime_ns}"
+    assert sources.corpus_fingerprint({"data": {"corpora": {"moisesdb": {"enabled": True}}}}, "moisesdb") == ""

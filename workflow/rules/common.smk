@@ -299,6 +299,14 @@ def extract_corpus_input(wildcards):
     return [download] if download else []
 
 
+def extract_corpus_fingerprint(wildcards):
+    """A fingerprint of a local source (a folder's file names, sizes, mtimes; an archive's size and
+    mtime), "" for a download (an input). A changed source re-runs extract_corpus (params trigger) and
+    everything built from the corpus.
+    """
+    return dl_sources.corpus_fingerprint(config, wildcards.corpus)
+
+
 def extract_corpus_args(wildcards):
     src = dl_sources.corpus_source(config, wildcards.corpus)
     args = []

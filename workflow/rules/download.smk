@@ -6,7 +6,8 @@
 #   resources/corpora/<corpus>/             extract_corpus: the archive's contents in its own layout (a
 #                                           wrapping top folder is kept: find songs by their marker files),
 #                                           or, when data.corpora.<corpus>.path is a folder, real folders
-#                                           of symlinks to its files; plus .stemlab-source.json (provenance).
+#                                           of symlinks to its files (re-linked when the folder's file list,
+#                                           sizes or mtimes change); plus .stemlab-source.json (provenance).
 #                                           An enabled corpus with neither path nor url fails here with one
 #                                           line saying where to get it and which key to set.
 #   resources/checkpoints/<name>/<file>     download_checkpoint: checkpoints.<name>.url (use checkpoint_file)
@@ -53,6 +54,7 @@ rule extract_corpus:
         slurm_partition=cpu_partition(),
     params:
         args=extract_corpus_args,
+        folder=extract_corpus_fingerprint,
     shell:
         "python -m stemlab.download corpus --name {wildcards.corpus} {params.args} --out {output} 2> {log}"
 

@@ -186,13 +186,17 @@ def folder_fingerprint(src: str | os.PathLike[str], key: str) -> str:
 
 
 def corpus_fingerprint(config: dict, name: str) -> str:
-    """folder_fingerprint of data.corpora.<name>.path when it is a folder, else "" (a parse-time rule param)."""
+    """What data.corpora.<name>.path holds, for a parse-time rule param: folder_fingerprint of a folder,
+    size and mtime of a local archive, "" for any other source (a download is a rule input)."""
     src = corpus_source(config, name)
-    folder = Path(src.path).expanduser() if src.kind == "path" else None
-    if folder is None or not folder.is_dir():
+    path = Path(src.path).expanduser() if src.kind == "path" else None
+    if path is not None and path.is_file():
+        st = path.stat()
+        return f"file {st.st_size} {st.st_mtime_ns}"
+    if path is None or not path.is_dir():
         return ""
     try:
-        return folder_fingerprint(folder, src.key)
+        return folder_fingerprint(path, src.key)
     except StemlabError as exc:  # extract_corpus fails on it with the same line; the DAG still builds
         return "unreadable: " + hashlib.sha256(str(exc).encode()).hexdigest()
 
