@@ -310,3 +310,11 @@ def test_unchecked_container_is_refused(tmp_path):
     path = song / "bass.wav"
     sf.write(path, tone(1.0, 55.0), 44100, format="CAF", subtype="PCM_16")
     _fails(root, tmp_path / "out" / SHARD, path, "not a WAV, RF64, W64, AIFF/AIFC or FLAC file", "re-export")
+
+
+def test_message_keeps_the_spaces_of_a_path_and_stays_one_line(tmp_path):
+    root = make_musdb(tmp_path / "my  corpus", ["A  -  a"], [], seconds=0.2, wrap="")
+    song = root / "train" / "A  -  a"
+    (song / "bass.wav").write_bytes(b"not audio")
+    _fails(root, tmp_path / "out" / SHARD, song / "bass.wav")
+    assert str(StemlabError("line one\n\tline two\r\nthree\u2028four")) == "line one line two three four"

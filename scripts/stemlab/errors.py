@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Sequence
 
+_BREAK = re.compile(r"\s*[^\S ]\s*")  # a run of whitespace holding a line break or tab
+
 
 class StemlabError(Exception):
-    """A user-facing error; its message is one line: what is wrong, where, and what to do."""
+    """A user-facing error; its message is one line: what is wrong, where, and what to do.
+
+    Line breaks and tabs (with the spaces around them) become one space; runs of plain spaces are kept,
+    so a path with two spaces in a row is named as it is.
+    """
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
+        super().__init__(_BREAK.sub(" ", message).strip())
 
 
 def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
