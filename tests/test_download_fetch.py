@@ -134,7 +134,18 @@ def test_retries_are_bounded(server, tmp_path):
         fetch(server.url("/corpus.zip"), dest, SHA, retries=3, **FAST)
     assert len(server.state.requests) == 4  # the first try + 3 retries
     assert "after 4 attempts" in str(err.value)
-    assert not dest.exists()
+    assert "nothing is kept" in str(err.value) and ".part" not in str(err.value)
+    assert not dest.exists() and _leftovers(tmp_path) == []
+
+
+def test_gave_up_download_says_which_part_is_kept(server, tmp_path):
+    server.state.drop_after, server.state.drop_times = 100_000, 1  # the first response is cut ...
+    server.state.fail_status, server.state.fail_times, server.state.fail_from = 503, -1, 1  # ... then only 503s
+    dest = tmp_path / "corpus.zip"
+    with pytest.raises(StemlabError) as err:
+        fetch(server.url("/corpus.zip"), dest, SHA, retries=1, **FAST)
+    part = part_path(dest)
+    assert part.is_file() and f"the partial file {part} ({part.stat().st_size} bytes) is kept" in str(err.value)
 
 
 def test_transient_errors_are_retried(server, tmp_path):

@@ -188,14 +188,24 @@ def _fetch_http(
             failures = 0 if state.received else failures + 1
             if failures > retries:
                 raise StemlabError(
-                    f"download of {url} failed after {attempt} attempts ({exc}); the partial file {part} is kept "
-                    f"and the next run resumes it: check the network or {key}.{source_field}"
+                    f"download of {url} failed after {attempt} attempts ({exc}); {_what_is_kept(part)}: check the "
+                    f"network or {key}.{source_field}"
                 ) from None
             wait = min(backoff * 2 ** max(failures - 1, 0), 60.0)
             log.warning("attempt %d for %s failed (%s); %s in %.1f s", attempt, url, exc,
                         "resuming" if part.exists() else "retrying", wait)
             time.sleep(wait)
     raise StemlabError(f"download of {url} did not finish in {MAX_ATTEMPTS} attempts; check the network or {key}.{source_field}")
+
+
+def _what_is_kept(part: Path) -> str:
+    """Say whether a .part is left for the next run to resume; an empty one (and its sidecar) is removed."""
+    size = part.stat().st_size if part.exists() else 0
+    if size:
+        return f"the partial file {part} ({size} bytes) is kept and the next run resumes it"
+    part.unlink(missing_ok=True)
+    _meta_path(part).unlink(missing_ok=True)
+    return "no bytes arrived, so nothing is kept"
 
 
 def _read_meta(part: Path) -> dict:
