@@ -190,3 +190,21 @@ def test_folder_fingerprint_follows_names_sizes_and_mtimes(tmp_path):
     config["data"]["corpora"]["moisesdb"]["path"] = str(archive)
     assert sources.corpus_fingerprint(config, "moisesdb") == f"file {archive.stat().st_size} {archive.stat().st_mtime_ns}"
     assert sources.corpus_fingerprint({"data": {"corpora": {"moisesdb": {"enabled": True}}}}, "moisesdb") == ""
+
+
+def test_sha256_for_a_folder_is_refused_naming_the_key(tmp_path):
+    src = tmp_path / "my folder"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "x.wav").write_bytes(b"x")
+    out = tmp_path / "corpora" / "musdb18hq"
+    with pytest.raises(StemlabError) as err:
+        prepare_corpus("musdb18hq", out, path=str(src), sha256="0" * 64, show_progress=False)
+    assert "\n" not in str(err.value) and "data.corpora.musdb18hq.sha256" in str(err.value) and str(src) in str(err.value)
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+    # the default sha256 pins the default download: a folder path does not inherit it, a user's own hash stays
+    config = {"data": {"corpora": {"musdb18hq": {"enabled": True, "path": str(src)}}}}
+    assert sources.corpus_source(config, "musdb18hq").sha256 is None
+    config["data"]["corpora"]["musdb18hq"]["sha256"] = "1" * 64
+    assert sources.corpus_source(config, "musdb18hq").sha256 == "1" * 64
+    config["data"]["corpora"]["musdb18hq"] = {"enabled": True, "path": str(make_zip(tmp_path / "m.zip", FILES))}
+    assert sources.corpus_source(config, "musdb18hq").sha256 == sources.CORPORA["musdb18hq"].default_sha256

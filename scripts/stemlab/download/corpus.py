@@ -34,6 +34,11 @@ def prepare_corpus(
         if not src.exists():
             raise StemlabError(f"{key}.path is {path}, which does not exist: {CORPORA[name].obtain}, then fix {key}.path")
         if src.is_dir():
+            if sha256:
+                raise StemlabError(
+                    f"{key}.sha256 is set but {key}.path ({path}) is a folder, which has no sha256 to check: set "
+                    f"{key}.sha256 to null, or point {key}.path at the archive it was extracted from"
+                )
             return link_tree(src, out, key=key, manifest={"corpus": name, "source": "folder", "path": str(src.resolve())})
         actual = verify_file(src, sha256, key=key, show_progress=show_progress)
         return extract(src, out, show_progress=show_progress,

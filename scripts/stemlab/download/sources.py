@@ -100,12 +100,11 @@ def corpus_config(config: dict, name: str) -> dict:
 def corpus_source(config: dict, name: str) -> Source:
     entry = corpus_config(config, name)
     key = f"data.corpora.{name}"
-    return Source(
-        key=key,
-        path=entry["path"] or None,
-        url=entry["url"] or None,
-        sha256=check_sha256(entry["sha256"], key),
-    )
+    path = entry["path"] or None
+    sha256 = check_sha256(entry["sha256"], key)
+    if path and sha256 == CORPORA[name].default_sha256 and os.path.isdir(os.path.expanduser(path)):
+        sha256 = None  # the default pins the default download, not a user's folder
+    return Source(key=key, path=path, url=entry["url"] or None, sha256=sha256)
 
 
 def enabled_corpora(config: dict) -> list[str]:
