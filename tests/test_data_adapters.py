@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +219,21 @@ def test_shard_past_the_count_is_rejected(tmp_path):
     root = make_moisesdb(tmp_path / "corpus", n_songs=1, seconds=0.5)
     with pytest.raises(StemlabError, match="past data.corpora.moisesdb.shards=2"):
         shard_songs("moisesdb", root, "shard-00002", 2, {})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_get_the_modes_of_the_umask_not_0700(tmp_path, umask):
+    from stemlab.download.extract import link_tree
+
+    src = make_musdb(tmp_path / "src", ["A - a"], [], seconds=0.2, wrap="")
+    old = os.umask(umask)
+    try:
+        corpus = tmp_path / "resources" / "corpora" / "musdb18hq"
+        link_tree(src, corpus, key="data.corpora.musdb18hq")
+        (shard,) = _build("musdb18hq", corpus, tmp_path / "stems")
+    finally:
+        os.umask(old)
+    dirs = [corpus, corpus / "train", shard, shard / "A_-_a", shard / "A_-_a" / "wet"]
+    files = [shard / "manifest.parquet", shard / "A_-_a" / "mix.flac", shard / "A_-_a" / "wet" / "bass.flac"]
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in dirs} == {oct(0o777 & ~umask)}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(0o666 & ~umask)}
