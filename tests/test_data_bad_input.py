@@ -318,3 +318,23 @@ def test_message_keeps_the_spaces_of_a_path_and_stays_one_line(tmp_path):
     (song / "bass.wav").write_bytes(b"not audio")
     _fails(root, tmp_path / "out" / SHARD, song / "bass.wav")
     assert str(StemlabError("line one\n\tline two\r\nthree\u2028four")) == "line one line two three four"
+
+
+def test_errors_about_a_linked_folder_name_the_users_file(tmp_path):
+    from stemlab.download.corpus import prepare_corpus
+
+    src = make_musdb(tmp_path / "my  music", ["A - a", "B - b"], [], seconds=0.2, wrap="")
+    bad = src / "train" / "B - b" / "bass.wav"
+    bad.write_bytes(bad.read_bytes()[:1000])  # truncated
+    (src / "train" / "A - a" / "vocals.wav").unlink()
+    root = tmp_path / "resources" / "corpora" / "musdb18hq"
+    prepare_corpus("musdb18hq", root, path=str(src), show_progress=False)
+    msg = _fails(root, tmp_path / "out" / SHARD, src.resolve() / "train" / "A - a" / "vocals.wav", "missing",
+                 "fix it in your corpus folder (data.corpora.musdb18hq.path")
+    assert str(root) not in msg and "re-extract" not in msg
+    out = _build(root, tmp_path / "skip" / SHARD, bad_song="skip")
+    errors = {s["song"]: s["error"] for s in json.loads((out / "skipped.json").read_text())}
+    assert str(src.resolve() / "train" / "B - b" / "bass.wav") + ": truncated" in errors["B_-_b"], errors
+    assert "re-download" not in errors["B_-_b"] and "fix it in your corpus folder" in errors["B_-_b"]
+    # an extracted archive keeps its own paths and advice
+    _fails(src, tmp_path / "plain" / SHARD, src / "train" / "A - a" / "vocals.wav", "re-extract the corpus")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from stemlab.data.conform import AudioPolicy
 from stemlab.data.corpora import CORPORA
 from stemlab.data.manifest import manifest_row, write_manifest
 from stemlab.data.synthetic import link_song, song_dirs
+from stemlab.download.extract import MANIFEST
 from stemlab.errors import StemlabError
 from stemlab.logs import progress
 from stemlab.plan import hash_shard, shard_index
@@ -41,6 +43,38 @@ def shard_songs(corpus: str, root: Path, shard: str, n_shards: int, corpus_cfg: 
         raise StemlabError(f"{shard} is past data.corpora.{corpus}.shards={n_shards}; ask for a shard below it")
     mine = sorted(sid for sid in songs if hash_shard(sid, n_shards) == index)
     return songs, splits, mine
+
+
+_REFETCH = re.compile(
+    r"re-(?:download|extract)(?: or re-(?:download|extract))?(?: (?:the corpus archive|the corpus|the file|it|musdb18hq\.zip))?"
+)
+
+
+class _ForUser(StemlabError):
+    """A StemlabError already rewritten by for_user."""
+
+
+def linked_folder(root: Path) -> Path | None:
+    """The user's folder that `root` mirrors as links (.stemlab-source.json says source "folder"), else None."""
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(manifest, dict) and manifest.get("source") == "folder" and manifest.get("path"):
+        return Path(manifest["path"])
+    return None
+
+
+def for_user(exc: StemlabError, root: Path, corpus: str) -> StemlabError:
+    """For a corpus linked from the user's folder: name the user's file, not its link under resources/corpora,
+    and advise fixing that file rather than re-extracting (which would link the same file again)."""
+    origin = linked_folder(root)
+    if origin is None or isinstance(exc, _ForUser):
+        return exc
+    linked = re.compile(r"(?<![\w./-])" + re.escape(str(root).rstrip("/")) + r"(?=/|[:;,)\s]|$)")
+    message = linked.sub(lambda _: str(origin), str(exc))
+    message = _REFETCH.sub(f"fix it in your corpus folder (data.corpora.{corpus}.path, linked, not copied)", message)
+    return _ForUser(message)
 
 
 def _finish(tmp: Path, rows: list[dict], skipped: list[dict]) -> None:
@@ -65,6 +99,13 @@ def build_corpus_shard(
     audio_cfg: dict,
     out: Path,
 ) -> int:
+    try:
+        return _build_corpus_shard(corpus, root, shard, n_shards, corpus_cfg, audio_cfg, out)
+    except StemlabError as exc:
+        raise for_user(exc, root, corpus) from exc
+
+
+def _build_corpus_shard(corpus, root, shard, n_shards, corpus_cfg, audio_cfg, out) -> int:
     policy = AudioPolicy.from_config(audio_cfg)
     bad_song = (audio_cfg or {}).get("bad_song", "fail")
     songs, splits, mine = shard_songs(corpus, root, shard, n_shards, corpus_cfg)
@@ -78,7 +119,7 @@ def build_corpus_shard(
                 spec = make_spec(sid, songs[sid], splits[sid])
                 song = build_song(spec, tmp / sid, policy, root)
             except StemlabError as exc:
-                _handle(exc, sid, tmp, bad_song, skipped)
+                _handle(for_user(exc, root, corpus), sid, tmp, bad_song, skipped)
                 continue
             rows.append(manifest_row(song, shard))
         _finish(tmp, rows, skipped)
