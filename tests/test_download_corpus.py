@@ -208,3 +208,20 @@ def test_sha256_for_a_folder_is_refused_naming_the_key(tmp_path):
     assert sources.corpus_source(config, "musdb18hq").sha256 == "1" * 64
     config["data"]["corpora"]["musdb18hq"] = {"enabled": True, "path": str(make_zip(tmp_path / "m.zip", FILES))}
     assert sources.corpus_source(config, "musdb18hq").sha256 == sources.CORPORA["musdb18hq"].default_sha256
+
+
+def test_split_fractions_over_one_are_a_config_error_naming_the_key(tmp_path):
+    config = {"data": {"corpora": {"moisesdb": {"split": {"train": 0.9, "valid": 0.2}},
+                                   "medleydb": {"split": {"train": 0.9}}}}}
+    assert sources.split_errors(config) == [
+        "data.corpora.moisesdb.split: train 0.9 + valid 0.2 = 1.1 is more than 1 (test gets the rest); lower them"
+    ]
+    with pytest.raises(StemlabError, match=r"^invalid config: data\.corpora\.moisesdb\.split: "):
+        sources.check_splits(config)
+    config["data"]["corpora"]["moisesdb"]["split"] = {"train": 0.8, "valid": 0.2}  # exactly 1: no test songs, allowed
+    config["data"]["corpora"]["medleydb"]["split"] = {"train": "most"}  # a wrong type is the schema's to report
+    assert sources.split_errors(config) == [] and sources.split_errors({"data": None}) == []
+    # the workflow refuses it before any job, in one line
+    out = snakemake_in(tmp_path, {"data": {"corpora": {"medleydb": {"split": {"train": 0.95, "valid": 0.1}}}}}, "data", "-n")
+    lines = [line.strip() for line in (out.stdout + out.stderr).splitlines() if "invalid config:" in line]
+    assert out.returncode != 0 and len(lines) == 1 and "data.corpora.medleydb.split" in lines[0], out.stdout + out.stderr

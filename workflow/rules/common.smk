@@ -254,6 +254,8 @@ def data_split_tables():
 # soundfonts[]; stemlab.download.sources reads them (stdlib only, cheap at parse time).
 
 
+dl_sources.check_splits(config)  # train + valid <= 1, beyond what the schema can say
+
 DOWNLOAD_CORPORA = tuple(dl_sources.CORPORA)
 DOWNLOAD_CORPUS_RE = "|".join(DOWNLOAD_CORPORA)
 DOWNLOAD_NAME_RE = "[A-Za-z0-9][A-Za-z0-9_.-]*"

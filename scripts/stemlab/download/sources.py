@@ -111,6 +111,37 @@ def enabled_corpora(config: dict) -> list[str]:
     return [name for name in CORPORA if corpus_config(config, name)["enabled"]]
 
 
+def split_errors(config: dict) -> list[str]:
+    """data.corpora.<c>.split entries whose train + valid fractions exceed 1, each as `key: problem` (values
+    of the wrong type are left to the schema check)."""
+    data = config.get("data")
+    corpora = data.get("corpora") if isinstance(data, dict) else None
+    if not isinstance(corpora, dict):
+        return []
+    errors = []
+    for name, entry in corpora.items():
+        split = entry.get("split") if isinstance(entry, dict) else None
+        if not isinstance(split, dict):
+            continue
+        train, valid = split.get("train", 0.8), split.get("valid", 0.1)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (train, valid)):
+            continue
+        if train + valid > 1 + 1e-9:
+            errors.append(
+                f"data.corpora.{name}.split: train {train} + valid {valid} = {train + valid:g} is more than 1 "
+                "(test gets the rest); lower them"
+            )
+    return errors
+
+
+def check_splits(config: dict) -> None:
+    """Raise one line for the first split_errors entry (at parse time, before any job runs)."""
+    errors = split_errors(config)
+    if errors:
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise StemlabError(f"invalid config: {errors[0]}{more}; see config/README.md")
+
+
 def manual_step_message(name: str) -> str:
     info = CORPORA[name]
     key = f"data.corpora.{name}"
