@@ -293,6 +293,18 @@ def test_truncated_container_is_refused(tmp_path, fmt, subtype, endian):
     _fails(root, tmp_path / "out" / SHARD, path, f"truncated or corrupt {fmt.replace('WAVEX', 'WAV')}", "re-download")
 
 
+@pytest.mark.parametrize("fmt", ["WAV", "RF64", "W64", "AIFF"])
+def test_every_cut_of_a_header_is_one_line(tmp_path, fmt):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(0.01, 440.0), 44100, format=fmt, subtype="PCM_16")
+    data = path.read_bytes()
+    for cut in range(12, 120):
+        path.write_bytes(data[:cut])
+        with pytest.raises(StemlabError) as err:
+            read_audio_complete(path)
+        assert "\n" not in str(err.value) and str(path) in str(err.value), (cut, str(err.value))
+
+
 def test_aiff_with_fewer_frames_than_its_header_declares(tmp_path):
     path = tmp_path / "x.aiff"
     sf.write(path, tone(0.1, 440.0), 44100, format="AIFF", subtype="PCM_16")

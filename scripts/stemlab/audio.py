@@ -172,14 +172,17 @@ def audio_truncation(path: str | os.PathLike[str]) -> str | None:
     with open(path, "rb") as fh:
         head = fh.read(40)
         kind = container(head)
-        if kind == "WAV":
-            return _riff_truncation(fh, size, big=head[:4] == b"RIFX")
-        if kind == "RF64":
-            return _rf64_truncation(fh, size)
-        if kind == "W64":
-            return _w64_truncation(fh, size)
-        if kind == "AIFF":
-            return _aiff_truncation(fh, size)
+        try:
+            if kind == "WAV":
+                return _riff_truncation(fh, size, big=head[:4] == b"RIFX")
+            if kind == "RF64":
+                return _rf64_truncation(fh, size)
+            if kind == "W64":
+                return _w64_truncation(fh, size)
+            if kind == "AIFF":
+                return _aiff_truncation(fh, size)
+        except struct.error:  # a header field runs past the end of the file
+            return "the header is cut short"
     return None
 
 
