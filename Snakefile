@@ -1,12 +1,15 @@
 # stemlab: the multitrack-music paper as one Snakemake DAG.
 # Run: snakemake --profile profiles/local all   (demo scale, laptop)
 #      snakemake --profile profiles/slurm all   (paper scale, cluster)
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the paper config, wherever the run's --directory is; --configfile files (demo, smoke) merge over it
+configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -74,3 +74,21 @@ def write_corpus(root: Path, songs: int = 6, seconds: float = 1.0, window: int =
     table = root / "segments.parquet"
     pd.DataFrame(rows).to_parquet(table)
     return table
+
+
+FX_TASK = "stemlab.megami.fxprocessor_task"
+
+
+def fx_job(root: Path, loop: dict, settings: dict, *, seed: int = 9, eval_settings: dict | None = None):
+    """The job config the workflow would hand a train/evaluate job of the FxProcessor on this corpus."""
+    from stemlab.train.job import Job, JobInputs
+
+    inputs = JobInputs(segments={"megami": [str(root / "segments.parquet")]}, stems_root=str(root / "stems"))
+    return Job(model="fxprocessor", task=FX_TASK, seed=seed, loop=loop, settings=settings, eval=eval_settings or {},
+               inputs=inputs, device="cpu")  # fmt: skip
+
+
+def job_json(job) -> str:
+    import dataclasses
+
+    return json.dumps(dataclasses.asdict(job))

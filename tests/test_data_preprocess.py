@@ -63,18 +63,18 @@ def moises_shard(tmp_path_factory):
     return out
 
 
-def test_segment_tables_per_model(moises_shard, tmp_path):
+def test_segment_tables_per_window(moises_shard, tmp_path):
     windows = [Window("megami", SR, SR // 2), Window("stage", 2 * SR, SR)]
     shard_table = tmp_path / "shard.parquet"
     n = shard_segments(moises_shard, shard_table, windows, Activity())
     table = pd.read_parquet(shard_table)
     assert len(table) == n == 2 * 4 * (5 + 2)  # songs x stems x (windows of megami + stage)
-    assert list(table.columns) == ["corpus", "shard", "split", "song", "stem", "category", "model", "start",
+    assert list(table.columns) == ["corpus", "shard", "split", "song", "stem", "category", "window", "start",
                                    "length", "active", "active_fraction", "rms_db"]
     merged = tmp_path / "megami.parquet"
     assert merge_segments([shard_table], "megami", merged) == 2 * 4 * 5
     megami = pd.read_parquet(merged)
-    assert set(megami["model"]) == {"megami"} and set(megami["length"]) == {SR}
+    assert set(megami["window"]) == {"megami"} and set(megami["length"]) == {SR}
     vocals = megami[megami["stem"] == "vocals"].sort_values(["song", "start"])
     # the fixture silences vocals from 1 s to 2 s: the window starting at 1 s is inactive
     assert vocals.groupby("song")["active"].apply(list).tolist() == [[True, True, False, True, True]] * 2

@@ -24,7 +24,7 @@ DATA_RULES = [
     "download_corpus", "extract_corpus", "canonical_stems", "canonical_stems_synthetic", "preprocess",
     "segments_shard", "segments", "splits", "corpora_table", "corpora_figure", "data",
 ]
-MODELS = ["megami", "stage", "track_relationship"]
+WINDOWS = ["megami", "stage", "track_relationship"]
 
 
 def _sha(path: Path) -> str:
@@ -94,11 +94,11 @@ def test_data_stage_end_to_end(tmp_path):
                 assert row.shard == f"shard-{hash_shard(row.song, 2 if corpus != 'medleydb' else 1):05d}"
         features = pd.concat(pd.read_parquet(p) for p in sorted((res / "data" / "features" / corpus).glob("*.parquet")))
         assert sorted(features["song"]) == sorted(songs["song"])
-        for model in MODELS:
-            seg = pd.read_parquet(res / "data" / "segments" / corpus / f"{model}.parquet")
+        for window in WINDOWS:
+            seg = pd.read_parquet(res / "data" / "segments" / corpus / f"{window}.parquet")
             # 3 s songs are shorter than every smoke window: one whole-song segment per stem
             n_stems = songs["categories"].map(len).sum()
-            assert len(seg) == n_stems and set(seg["length"]) == {3 * 44100} and set(seg["model"]) == {model}
+            assert len(seg) == n_stems and set(seg["length"]) == {3 * 44100} and set(seg["window"]) == {window}
     musdb = pd.read_parquet(res / "data" / "splits" / "musdb18hq.parquet").set_index("song")["split"].to_dict()
     assert musdb == {"Actions_-_One_Minute_Smile": "valid", "B_-_b": "train", "C_-_c": "test"}
     table = pd.read_csv(res / "tables" / "corpora.csv").set_index("corpus")

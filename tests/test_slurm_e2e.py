@@ -392,9 +392,9 @@ def test_outputs_equal_a_local_run(slurm_run, smoke_run):
 # --------------------------------------------------------------------------- preemption
 
 
-TRAIN_RULE = "train_fxprocessor"
-TRAIN_DIR = "results/models/fxprocessor"
-TRAIN_LOG = "logs/train/train_fxprocessor.log"
+TRAIN_RULE = "train_model"
+TRAIN_DIR = "results/models/fxprocessor/seed-1"
+TRAIN_LOG = "logs/train/train_model/fxprocessor/seed-1.log"
 TRAIN_OUTPUTS = ("final.pt", "train_log.csv", "meta.json")
 
 

@@ -12,10 +12,11 @@ import pytest
 import soundfile as sf
 
 from stemlab.errors import StemlabError
-from stemlab.megami.evaluate_fxprocessor import evaluate_fxprocessor, select_items
-from stemlab.megami.fxprocessor_task import FxSettings, train_fxprocessor
+from stemlab.evaluate.run import evaluate_job
+from stemlab.megami.evaluate_fxprocessor import select_items
+from stemlab.train.run import train_job
 from stemlab.metrics import SILENCE_LUFS, integrated_loudness, mrstft_distance, si_sdr
-from tests.fx_fixture import apply_fixture_fx, write_corpus
+from tests.fx_fixture import apply_fixture_fx, fx_job, write_corpus
 from tests.workflow_utils import REPO
 
 SR = 44_100
@@ -70,38 +71,51 @@ def test_select_items_is_even_and_deterministic():
 # ---------------------------------------------------------------------------- evaluation end to end
 
 
+LOOP = {"steps": 4, "batch_size": 2, "lr": 1e-3, "warmup_steps": 0, "workers": 0, "checkpoint_seconds": 0}
+SETTINGS = {"segment_samples": 2048, "model": {"channels": 4, "blocks": 2, "kernel": 3, "cond_hidden": 8},
+            "loss": {"fft_sizes": [128, 256]}}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
+    """A trained model, its evaluation through the frame (evaluate_job: items.parquet, meta.json) and the
+    task's window scoring with the fixture's FX renderer (so mean_fx is a system too)."""
+    from stemlab.data.segment_tables import read_segment_tables
+    from stemlab.megami.evaluate_fxprocessor import EvalSettings, evaluate_windows
+    from stemlab.train.task import load_trained
+
     root = tmp_path_factory.mktemp("fxeval")
     table = write_corpus(root, songs=6, seconds=1.0, window=8192)
-    settings = FxSettings.from_config(
-        {"steps": 4, "batch_size": 2, "lr": 1e-3, "warmup_steps": 0, "segment_samples": 2048, "workers": 0,
-         "model": {"channels": 4, "blocks": 2, "kernel": 3, "cond_hidden": 8}, "loss": {"fft_sizes": [128, 256]}},
-        seed=1, device="cpu",
-    )  # fmt: skip
-    train_fxprocessor([table], root / "stems", settings, root / "model")
-    out = root / "eval"
-    frame = evaluate_fxprocessor(
-        root / "model" / "final.pt", [table], root / "stems", out / "metrics.parquet", root / "tables" / "summary.csv",
-        fft_sizes=(256, 512), device="cpu", out_meta=out / "meta.json",
+    train_job(fx_job(root, LOOP, SETTINGS), root / "model")
+    stored = evaluate_job(fx_job(root, LOOP, SETTINGS, eval_settings={"fft_sizes": [256, 512]}), root / "model", root / "eval")
+    task, model, _ = load_trained(root / "model" / "final.pt")
+    rows = evaluate_windows(
+        model, task.space, read_segment_tables([table]), root / "stems", EvalSettings(None, None, (256, 512)),
         fx_applier=lambda dry, sr, fx: apply_fixture_fx(dry.T, fx).T,
     )  # fmt: skip
-    return root, frame
+    wide = rows.pivot_table(index=["item", "song", "stem", "start", "length", "system"], columns="metric", values="value")
+    return root, stored, rows, wide.reset_index()
 
 
-def test_metrics_table_has_every_system_per_window(evaluated):
-    root, frame = evaluated
-    stored = pd.read_parquet(root / "eval" / "metrics.parquet")
-    pd.testing.assert_frame_equal(stored, frame)
-    counts = frame.groupby("system").size()
-    assert set(counts.index) == {"fxprocessor", "identity", "loudness_matched", "mean_fx"}
+def test_rows_have_every_system_and_metric_per_window(evaluated):
+    root, stored, rows, _ = evaluated
+    counts = rows.groupby(["system", "metric"]).size()
+    assert set(rows["system"]) == {"fxprocessor", "identity", "loudness_matched", "mean_fx"}
+    assert set(rows["metric"]) == {"mrstft", "si_sdr", "abs_loudness_error", "loudness_error"}
     assert counts.nunique() == 1 and counts.iloc[0] == 2 * 9  # 1 test song x 2 stems x 9 windows of 8192 (hop 4096) in 1 s
+    # through the frame: the same windows, with model and seed; the fixture's annotations are not synth
+    # chains, so the default renderer leaves mean_fx out
+    on_disk = pd.read_parquet(root / "eval" / "items.parquet")
+    assert list(on_disk.columns[:6]) == ["model", "seed", "system", "metric", "value", "item"]
+    assert set(on_disk["system"]) == {"fxprocessor", "identity", "loudness_matched"} and set(on_disk["seed"]) == {9}
+    mine = rows[rows["system"] != "mean_fx"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(on_disk.drop(columns=["model", "seed"]), mine[on_disk.columns[2:]], check_dtype=False)
     meta = json.loads((root / "eval" / "meta.json").read_text())
-    assert meta["device"]["device"] == "cpu" and meta["mean_fx"] == "evaluated"
+    assert meta["device"]["device"] == "cpu" and meta["rows"] == len(on_disk) and meta["items"] == 18
 
 
 def test_baseline_values_match_independent_computation(evaluated):
-    root, frame = evaluated
+    root, _, _, frame = evaluated
     identity = frame[frame["system"] == "identity"]
     assert len(identity) == 18
     for _, row in identity.iterrows():  # every window, re-read from the files it names
@@ -114,6 +128,7 @@ def test_baseline_values_match_independent_computation(evaluated):
         target = (e @ r) / (r @ r) * r
         assert row["si_sdr"] == pytest.approx(10 * np.log10((target @ target) / ((e - target) @ (e - target))), abs=1e-6)
         assert row["loudness_error"] == pytest.approx(integrated_loudness(dry, SR) - integrated_loudness(wet, SR), abs=1e-6)
+        assert row["abs_loudness_error"] == pytest.approx(abs(row["loudness_error"]))
     row = identity.iloc[0]
     song_dir = root / "stems" / "synthetic" / "shard-00000" / row["song"]
     dry = sf.read(song_dir / "dry" / f"{row['stem']}.flac", dtype="float32")[0][row["start"] : row["start"] + row["length"]].T
@@ -127,32 +142,36 @@ def test_baseline_values_match_independent_computation(evaluated):
     assert by["mean_fx"] < by["identity"]
 
 
-def test_summary_table(evaluated):
-    root, frame = evaluated
-    summary = pd.read_csv(root / "tables" / "summary.csv")
-    assert list(summary["system"]) == ["fxprocessor", "mean_fx", "loudness_matched", "identity"]
-    ident = frame[frame["system"] == "identity"]
-    got = summary.set_index("system").loc["identity"]
-    assert got["n"] == len(ident)
-    assert got["si_sdr_mean"] == pytest.approx(ident["si_sdr"].mean(), rel=1e-5)
-    assert got["abs_loudness_error_median"] == pytest.approx(ident["loudness_error"].abs().median(), rel=1e-5)
+def test_summary_of_the_stored_rows(evaluated, tmp_path):
+    from stemlab.evaluate.summary import main as summary_main
+
+    root, _, _, frame = evaluated
+    job = json.dumps({"model": "fxprocessor", "task": "stemlab.megami.fxprocessor_task", "seed": 9, "bootstrap": 500})
+    assert summary_main(["--config", job, "--out", str(tmp_path / "fx.csv"), str(root / "eval" / "items.parquet")]) == 0
+    summary = pd.read_csv(tmp_path / "fx.csv")
+    assert list(summary.columns[:7]) == ["model", "system", "metric", "n", "mean", "ci95_low", "ci95_high"]
+    assert list(dict.fromkeys(summary["system"])) == ["fxprocessor", "loudness_matched", "identity"]
+    got = summary.set_index(["system", "metric"]).loc[("identity", "si_sdr")]
+    ident = frame[frame["system"] == "identity"]["si_sdr"]
+    assert got["n"] == 18 and got["mean"] == pytest.approx(ident.mean(), rel=1e-5)
+    assert got["ci95_low"] < got["mean"] < got["ci95_high"] and got["better"] == "higher"
 
 
-def test_figure_reads_the_table(evaluated, tmp_path):
-    root, _ = evaluated
+def test_figure_reads_the_rows(evaluated, tmp_path):
+    root, *_ = evaluated
     pdf = tmp_path / "fig.pdf"
-    cmd = [sys.executable, "-m", "stemlab.megami.figure", "--items", str(root / "eval" / "metrics.parquet"), "--out", str(pdf)]
+    cmd = [sys.executable, "-m", "stemlab.megami.figure", "--items", str(root / "eval" / "items.parquet"), "--out", str(pdf)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
     missing = subprocess.run(cmd[:4] + [str(tmp_path / "none.parquet"), "--out", str(pdf)], capture_output=True, text=True, cwd=REPO)
-    assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ") and "evaluate_fxprocessor" in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ") and "evaluate_model" in missing.stderr
 
 
 def test_missing_model_is_one_line(evaluated, tmp_path):
-    root, _ = evaluated
+    root, *_ = evaluated
     with pytest.raises(StemlabError, match="model not found; run `snakemake train`"):
-        evaluate_fxprocessor(tmp_path / "none.pt", [root / "segments.parquet"], root / "stems", tmp_path / "a.parquet", tmp_path / "b.csv")
+        evaluate_job(fx_job(root, LOOP, SETTINGS), tmp_path / "none", tmp_path / "out")
 
 
 def test_loudest_excerpt_and_silence_level():

@@ -17,10 +17,11 @@ import torch
 
 from stemlab.megami.fxparams import FxParamSpace, flatten_fx, mean_annotation
 from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig
-from stemlab.megami.pairs import PairDataset, pair_items, read_segment_tables
+from stemlab.data.segment_tables import read_segment_tables
+from stemlab.megami.pairs import PairDataset, pair_items
 from stemlab.train.checkpoint import list_checkpoints
 from stemlab.train.losses import MultiResolutionSTFTLoss
-from tests.fx_fixture import write_corpus
+from tests.fx_fixture import fx_job, job_json, write_corpus
 from tests.workflow_utils import REPO
 
 
@@ -28,7 +29,7 @@ from tests.workflow_utils import REPO
 
 
 def test_shapes_and_identity_at_initialisation():
-    cfg = FxProcessorConfig(channels=8, blocks=3, kernel=5, cond_dim=4)
+    cfg = FxProcessorConfig.from_dict({"channels": 8, "blocks": 3, "kernel": 5, "cond_dim": 4})
     model = FxProcessor(cfg)
     dry = torch.randn(2, 2, 1000)
     out = model(dry, torch.randn(2, 4))
@@ -39,12 +40,12 @@ def test_shapes_and_identity_at_initialisation():
     with pytest.raises(ValueError, match="dry must be"):
         model(torch.randn(2, 1, 100), torch.randn(2, 4))
     with pytest.raises(ValueError, match="odd"):
-        FxProcessorConfig(kernel=4)
+        FxProcessorConfig.from_dict({"kernel": 4})
 
 
 @pytest.mark.parametrize("kernel,blocks,growth,cycle", [(5, 4, 2, 0), (3, 6, 3, 3), (13, 2, 2, 0)])
 def test_receptive_field_matches_the_gradient_support(kernel, blocks, growth, cycle):
-    cfg = FxProcessorConfig(channels=4, blocks=blocks, kernel=kernel, dilation_growth=growth, dilation_cycle=cycle)
+    cfg = FxProcessorConfig.from_dict({"channels": 4, "blocks": blocks, "kernel": kernel, "dilation_growth": growth, "dilation_cycle": cycle})
     model = FxProcessor(cfg)
     with torch.no_grad():  # make every path carry signal (the output layer starts at zero)
         for p in model.parameters():
@@ -59,7 +60,7 @@ def test_receptive_field_matches_the_gradient_support(kernel, blocks, growth, cy
 
 
 def test_conditioning_changes_the_output():
-    cfg = FxProcessorConfig(channels=8, blocks=2, kernel=3, cond_dim=3, residual=False)
+    cfg = FxProcessorConfig.from_dict({"channels": 8, "blocks": 2, "kernel": 3, "cond_dim": 3, "residual": False})
     model = FxProcessor(cfg)
     with torch.no_grad():
         for block in model.blocks:
@@ -71,8 +72,8 @@ def test_conditioning_changes_the_output():
 
 
 def test_activation_checkpointing_gives_the_same_gradients():
-    plain = FxProcessor(FxProcessorConfig(channels=4, blocks=3, kernel=3, cond_dim=2, residual=False))
-    ckpt = FxProcessor(FxProcessorConfig(channels=4, blocks=3, kernel=3, cond_dim=2, residual=False, activation_checkpointing=True))
+    plain = FxProcessor(FxProcessorConfig.from_dict({"channels": 4, "blocks": 3, "kernel": 3, "cond_dim": 2, "residual": False, "activation_checkpointing": False}))
+    ckpt = FxProcessor(FxProcessorConfig.from_dict({"channels": 4, "blocks": 3, "kernel": 3, "cond_dim": 2, "residual": False, "activation_checkpointing": True}))
     ckpt.load_state_dict(plain.state_dict())
     x, c = torch.randn(2, 2, 300), torch.randn(2, 2)
     grads = []
@@ -215,19 +216,15 @@ def test_pair_batches_are_deterministic_and_aligned(corpus):
 
 # ---------------------------------------------------------------------------- training CLI
 
-SETTINGS = {
-    "steps": 40, "batch_size": 4, "lr": 0.003, "warmup_steps": 2, "grad_clip": 1.0, "precision": "fp32",
-    "checkpoint_every": 5, "eval_every": 20, "valid_batches": 1, "workers": 2, "segment_samples": 4096,
-    "model": {"channels": 8, "blocks": 4, "kernel": 5, "cond_hidden": 16}, "loss": {"fft_sizes": [128, 256, 512]},
-}  # fmt: skip
+LOOP = {"steps": 40, "batch_size": 4, "lr": 0.003, "warmup_steps": 2, "grad_clip": 1.0, "precision": "fp32",
+        "checkpoint_every": 5, "checkpoint_seconds": 0, "eval_every": 20, "valid_batches": 1, "workers": 2}
+SETTINGS = {"segment_samples": 4096, "model": {"channels": 8, "blocks": 4, "kernel": 5, "cond_hidden": 16},
+            "loss": {"fft_sizes": [128, 256, 512]}}  # fmt: skip
 
 
-def _train_cmd(corpus: Path, out: Path, settings: dict | None = None) -> list[str]:
-    return [
-        sys.executable, "-m", "stemlab.train", "fxprocessor", "--segments", str(corpus / "segments.parquet"),
-        "--stems-root", str(corpus / "stems"), "--settings", json.dumps(settings or SETTINGS), "--seed", "9",
-        "--device", "cpu", "--out", str(out),
-    ]  # fmt: skip
+def _train_cmd(corpus: Path, out: Path, loop: dict | None = None) -> list[str]:
+    job = fx_job(corpus, loop or LOOP, SETTINGS)
+    return [sys.executable, "-m", "stemlab.train", "fxprocessor", "--config", job_json(job), "--out", str(out)]
 
 
 def _env() -> dict[str, str]:
@@ -251,17 +248,19 @@ def test_cli_writes_weights_log_and_meta(reference_run):
     meta = json.loads((reference_run / "meta.json").read_text())
     assert meta["steps"] == 40 and meta["model"] == "fxprocessor" and meta["cond_dim"] > 0
     assert meta["device"]["device"] == "cpu" and meta["device"]["CUDA_VISIBLE_DEVICES"] == "7"
-    assert meta["receptive_field"] == FxProcessorConfig(kernel=5, blocks=4).receptive_field()
+    assert meta["receptive_field"] == FxProcessorConfig.from_dict({"kernel": 5, "blocks": 4}).receptive_field()
+    assert meta["seed"] == 9 and meta["parameters"] == meta["trainable_parameters"] > 0
     log = (reference_run / "train_log.csv").read_text().splitlines()
     assert len(log) == 1 + 40 + 2 and log[0].startswith("step,split,loss,lr,grad_norm,mrstft,l1")
     assert (reference_run / "checkpoints").is_dir()
 
 
 def test_trained_model_beats_the_dry_stem_on_valid_windows(corpus, reference_run):
-    from stemlab.megami.fxprocessor_task import load_fxprocessor
-    from stemlab.megami.pairs import read_window
+    from stemlab.data.segment_tables import read_window
+    from stemlab.train.task import load_trained
 
-    model, space, _ = load_fxprocessor(reference_run / "final.pt")
+    task, model, _ = load_trained(reference_run / "final.pt")
+    space = task.space
     items = pair_items(read_segment_tables([corpus / "segments.parquet"]), corpus / "stems", "valid")
     dry = torch.from_numpy(np.stack([read_window(it.dry, it.start, 8192) for it in items]))
     wet = torch.from_numpy(np.stack([read_window(it.wet, it.start, 8192) for it in items]))
@@ -299,12 +298,12 @@ def test_kill_9_then_rerun_gives_the_weights_of_an_unbroken_run(corpus, referenc
 
 def test_sigterm_checkpoints_and_exits_nonzero(corpus, tmp_path):
     out = tmp_path / "fxprocessor"
-    settings = {**SETTINGS, "steps": 5000, "checkpoint_every": 0}
+    loop = {**LOOP, "steps": 5000, "checkpoint_every": 0}
     err_file = tmp_path / "stderr.txt"
     with open(err_file, "w") as err:
-        proc = subprocess.Popen(_train_cmd(corpus, out, settings), env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(_train_cmd(corpus, out, loop), env=_env(), stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 120
-        while "fxprocessor: training steps 1..5000" not in err_file.read_text() and time.monotonic() < deadline:
+        while "fxprocessor seed 9: training steps 1..5000" not in err_file.read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, err_file.read_text()[-2000:]
             time.sleep(0.05)
         time.sleep(0.3)
@@ -313,7 +312,7 @@ def test_sigterm_checkpoints_and_exits_nonzero(corpus, tmp_path):
     text = err_file.read_text()
     assert proc.returncode == 1, text[-2000:]
     last = text.strip().splitlines()[-1]
-    assert last.startswith("error: fxprocessor stopped by SIGTERM at step ") and "re-run the same command to resume" in last
+    assert last.startswith("error: fxprocessor seed 9 stopped by SIGTERM at step ") and "re-run the same command to resume" in last
     steps = [s for s, _ in list_checkpoints(out / "checkpoints")]
     assert len(steps) == 1 and 0 < steps[0] < 5000
     assert not (out / "final.pt").exists()
@@ -326,7 +325,7 @@ def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_p
 
     shutil.copytree(reference_run / "checkpoints", out / "checkpoints")
     (out / "checkpoints" / "step-00000040.pt").unlink()  # an unfinished run (killed after step 35)
-    done = subprocess.run(_train_cmd(corpus, out, {**SETTINGS, "lr": 0.001}), env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(corpus, out, {**LOOP, "lr": 0.001}), env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "unfinished run with a different training setup" in last and "train.lr" in last
@@ -336,7 +335,7 @@ def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_p
 def test_direct_gain_is_bounded_for_out_of_range_conditioning():
     from stemlab.megami.fxprocessor import MAX_GAIN_DB
 
-    model = FxProcessor(FxProcessorConfig(channels=4, blocks=1, kernel=3, cond_dim=2))
+    model = FxProcessor(FxProcessorConfig.from_dict({"channels": 4, "blocks": 1, "kernel": 3, "cond_dim": 2}))
     with torch.no_grad():
         model.gain.weight.fill_(50.0)
     dry = torch.ones(1, 2, 64)

@@ -67,8 +67,9 @@ def _model() -> Tiny:
 
 
 def _config(**kw) -> TrainConfig:
-    base = dict(steps=12, batch_size=4, lr=1e-2, warmup_steps=2, grad_clip=1.0, seed=3, device="cpu")
-    return TrainConfig(**(base | kw))
+    base = dict(steps=12, batch_size=4, lr=1e-2, warmup_steps=2, grad_clip=1.0, seed=3, device="cpu",
+                checkpoint_every=0, checkpoint_seconds=0, eval_every=0)
+    return TrainConfig.from_dict(base | kw)
 
 
 def _fit(tmp_path, name: str, config: TrainConfig, **kw):
@@ -87,21 +88,21 @@ def _same_weights(a: nn.Module, b: nn.Module) -> bool:
 
 def test_config_rejects_bad_values_in_one_line():
     with pytest.raises(StemlabError, match="steps must be >= 1"):
-        TrainConfig(steps=0, batch_size=1, lr=1e-3)
+        TrainConfig.from_dict(dict(steps=0, batch_size=1, lr=1e-3))
     with pytest.raises(StemlabError, match="schedule"):
-        TrainConfig(steps=1, batch_size=1, lr=1e-3, schedule="step")
+        TrainConfig.from_dict(dict(steps=1, batch_size=1, lr=1e-3, schedule="step"))
     with pytest.raises(StemlabError, match="unknown training option 'lr_max'"):
         TrainConfig.from_dict({"steps": 1, "batch_size": 1, "lr": 1e-3, "lr_max": 1})
 
 
 def test_lr_schedule_warmup_then_cosine_to_floor():
-    cfg = TrainConfig(steps=110, batch_size=1, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    cfg = TrainConfig.from_dict(dict(steps=110, batch_size=1, lr=1.0, warmup_steps=10, min_lr_ratio=0.1))
     factors = [cfg.lr_factor(s) for s in range(110)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[10] == pytest.approx(1.0)
     assert factors[60] == pytest.approx(0.55)  # half-way through the cosine
     assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
-    assert factors[-1] > 0.1 and TrainConfig(steps=4, batch_size=1, lr=1, schedule="linear").lr_factor(3) == 0.25
+    assert factors[-1] > 0.1 and TrainConfig.from_dict(dict(steps=4, batch_size=1, lr=1, schedule="linear")).lr_factor(3) == 0.25
 
 
 def test_step_indices_are_epoch_permutations_and_pure():
@@ -213,7 +214,7 @@ def test_sigterm_writes_a_checkpoint_and_resume_matches(tmp_path):
     assert "re-run" in str(err.value)
     assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [6]
     state = load_checkpoint(list_checkpoints(tmp_path / "run")[0][1])
-    assert {"model", "optimizer", "scheduler", "scaler", "rng", "identity_hash", "history"} <= set(state)
+    assert {"model", "optimizers", "schedulers", "scaler", "ema", "rng", "identity_hash", "history"} <= set(state)
     resumed = _model()
     Trainer(resumed, _loss, _data_factory(3, 4), _config(), tmp_path / "run").fit()
     assert _same_weights(reference, resumed)

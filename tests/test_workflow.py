@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stemlab.config import check_config, config_errors
+from stemlab.config import check_config, config_errors, deep_merge, fill_defaults
 from stemlab.errors import StemlabError
 from tests.workflow_utils import PY, REPO, snakemake
 
@@ -38,10 +38,43 @@ def test_snakefmt_check_is_clean():
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def _merged(configfile: str) -> dict:
+    """config.yaml with `configfile` merged over it, as Snakemake merges --configfile (no defaults filled)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return deep_merge(config, yaml.safe_load((REPO / "config" / configfile).read_text()))
+
+
 @pytest.mark.parametrize("configfile", CONFIGS)
 def test_config_files_validate(configfile):
-    config = yaml.safe_load((REPO / "config" / configfile).read_text())
-    assert config_errors(config, SCHEMA) == []
+    assert config_errors(_merged(configfile), SCHEMA) == []
+
+
+@pytest.mark.parametrize("configfile", ["demo.yaml", "smoke.yaml"])
+def test_demo_and_smoke_hold_only_what_differs_from_the_paper_config(configfile):
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    overlay = yaml.safe_load((REPO / "config" / configfile).read_text())
+    same = []
+
+    def walk(a, b, path):
+        for key, value in b.items():
+            if isinstance(value, dict) and isinstance(a.get(key), dict):
+                walk(a[key], value, f"{path}{key}.")
+            elif key in a and a[key] == value:
+                same.append(f"{path}{key}")
+
+    walk(paper, overlay, "")
+    assert same == [], f"{configfile} repeats values of config.yaml: {same}"
+
+
+def test_our_default_filling_equals_snakemakes(tmp_path):
+    """stemlab.config.fill_defaults (Python callers) and Snakemake's validate (the workflow) agree."""
+    from snakemake.utils import validate
+
+    for configfile in CONFIGS:
+        config = _merged(configfile)
+        ours = fill_defaults(config)
+        validate(config, str(SCHEMA))
+        assert ours == config, configfile
 
 
 @pytest.mark.parametrize("configfile", CONFIGS)
@@ -61,12 +94,22 @@ def test_readme_config_documents_every_key():
     schema = yaml.safe_load(SCHEMA.read_text())
     missing = []
 
+    def ref(node: dict) -> str | None:
+        return node["$ref"].removeprefix("#/$defs/") if "$ref" in node else None
+
     def walk(node: dict, prefix: str) -> None:
+        extra = node.get("additionalProperties")
+        if isinstance(extra, dict) and ref(extra) == "model":  # any model: its keys once, as models.<model>.
+            walk(schema["$defs"]["model"], f"{prefix}<model>.")
         for key, sub in node.get("properties", {}).items():
             path = f"{prefix}{key}"
             if f"`{path}`" not in readme:
                 missing.append(path)
-            if isinstance(sub, dict) and sub.get("type") == "object":
+            if not isinstance(sub, dict):
+                continue
+            if ref(sub) and ref(sub) != "model":
+                walk(schema["$defs"][ref(sub)], f"{path}.")
+            if sub.get("type") == "object" or ref(sub) == "model":
                 walk(sub, f"{path}.")
 
     walk(schema, "")
@@ -77,9 +120,15 @@ def test_schema_forbids_unknown_keys_everywhere():
     schema = yaml.safe_load(SCHEMA.read_text())
     loose = []
 
+    def is_open(node) -> bool:
+        while node.get("additionalProperties") is not False and "$ref" in node:
+            node = schema["$defs"][node["$ref"].removeprefix("#/$defs/")]
+        # closed: no unknown keys at all, or every unknown key must match a strict schema (models.<model>)
+        return node.get("additionalProperties") is not False and not isinstance(node.get("additionalProperties"), dict)
+
     def walk(node, path):
         if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+            if "properties" in node and (node.get("type") == "object" or "$ref" in node) and is_open(node):
                 loose.append(path or "<top>")
             for key, sub in node.items():
                 walk(sub, f"{path}.{key}" if path else key)
@@ -92,7 +141,7 @@ def test_schema_forbids_unknown_keys_everywhere():
 
 
 def _smoke() -> dict:
-    return yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+    return _merged("smoke.yaml")
 
 
 def test_unknown_key_is_named_in_one_line():

@@ -1,5 +1,6 @@
 # Helpers shared by every stage: the stemlab import path, config checking, shard lists and
 # the input functions of the target rules. Rules live in the per-stage files; logic in scripts/stemlab.
+import functools
 import json
 import shlex
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from stemlab.config import check_config  # noqa: E402  (cheap: yaml + jsonschema)
-from stemlab import plan  # noqa: E402
+from stemlab import modelplan, plan  # noqa: E402
 from stemlab.download import sources as dl_sources  # noqa: E402
 
 CONFIG_SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -148,7 +149,7 @@ def synth_validity_args():
 DATA_REAL_RE = "|".join(dl_sources.CORPORA)
 DATA_CORPUS_RE = f"{DATA_REAL_RE}|synthetic"
 DATA_SHARD_RE = "shard-[0-9]+"
-DATA_MODEL_RE = "[a-z][a-z_]*"
+DATA_WINDOW_RE = "[a-z][a-z_]*"
 
 
 def data_targets():
@@ -159,7 +160,7 @@ def data_targets():
             f"results/data/features/{corpus}/{s}.parquet" for s in data_shards(corpus)
         ]
         targets += [
-            f"results/data/segments/{corpus}/{m}.parquet" for m in segment_models()
+            f"results/data/segments/{corpus}/{w}.parquet" for w in segment_windows()
         ]
         targets.append(f"results/data/splits/{corpus}.parquet")
     if targets:
@@ -189,7 +190,7 @@ def data_shards(corpus):
     return plan.shard_names(int(data_corpus_config(corpus).get("shards", 1)), 1)
 
 
-def segment_models():
+def segment_windows():
     return sorted(data_config().get("segments") or {})
 
 
@@ -359,79 +360,137 @@ def download_targets():
 
 
 # --------------------------------------------------------------------------- models
+# (train.smk, evaluate.smk, figures.smk) Models are rows of a table derived from config `models:`
+# (stemlab.modelplan); the generic rules train_model / evaluate_model / summarize_model run every row
+# per seed. Checkpoints live beside the outputs but are not outputs, so a failed or preempted job keeps them.
+SEED_RE = "[0-9]+"
+# figures of a model that have their own rule in figures.smk
+MODEL_FIGURES = {"fxprocessor": ["results/figures/fxprocessor_eval.pdf"]}
 
 
-# (train.smk, evaluate.smk, figures.smk) Every model trains with the shared loop stemlab.train;
-# checkpoints live beside the outputs but are not outputs, so a failed or preempted job keeps them.
-FXPROCESSOR_DIR = "results/models/fxprocessor"
-# keys of train.fxprocessor that cannot change the weights: not passed to training (no retrain on edit)
-_FX_NOT_TRAINING = ("corpora", "mem_mb", "runtime_min", "eval")
+@functools.cache
+def model_plans():
+    """The enabled models with data, by name (read once, after the Snakefile validated the config)."""
+    return modelplan.model_plans(config, data_corpora())
 
 
-def output_dir(wildcards, output):
-    """The directory of a rule's first output (training rules write several files there)."""
-    return str(Path(output[0]).parent)
+def model_re():
+    return "|".join(model_plans()) or "(?!)"
 
 
-def fxprocessor_config():
-    return config["train"]["fxprocessor"]
+def _job_inputs(wildcards):
+    return modelplan.job_inputs(
+        model_plans(), wildcards.model, int(wildcards.seed), data_shards
+    )
 
 
-def fxprocessor_corpora():
-    """Corpora of train.fxprocessor.corpora that the data stage builds."""
-    enabled = set(data_corpora())
-    return [
-        c for c in fxprocessor_config().get("corpora", ["synthetic"]) if c in enabled
+def model_train_inputs(wildcards):
+    """Segment tables, stem shards, upstream final.pt and pretrained folders of one (model, seed)."""
+    return modelplan.input_files(_job_inputs(wildcards))
+
+
+def model_eval_inputs(wildcards):
+    return {
+        "model": f"{modelplan.model_dir(wildcards.model, wildcards.seed)}/final.pt",
+        **model_train_inputs(wildcards),
+    }
+
+
+def model_job(kind):
+    """The job config (JSON, one shell word) of a train or eval job."""
+
+    def job(wildcards):
+        plan = model_plans()[wildcards.model]
+        text = modelplan.job_config(
+            config, plan, int(wildcards.seed), _job_inputs(wildcards), kind
+        )
+        return shlex.quote(text)
+
+    return job
+
+
+def model_summary_job(wildcards):
+    plan = model_plans()[wildcards.model]
+    return shlex.quote(modelplan.job_config(config, plan, plan.seeds[0], {}, "summary"))
+
+
+def model_summary_inputs(wildcards):
+    """items.parquet of every seed of a model."""
+    plan = model_plans()[wildcards.model]
+    return [f"{modelplan.eval_dir(plan.name, s)}/items.parquet" for s in plan.seeds]
+
+
+def model_caption(wildcards):
+    """The model's own caption text (workflow/report/models/<model>.rst), shown in its table's report entry."""
+    path = (
+        Path(workflow.basedir)
+        / "workflow"
+        / "report"
+        / "models"
+        / f"{wildcards.model}.rst"
+    )
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+
+def model_resource(job, key):
+    """A resource of models.<model>.resources.<job> (train or eval); memory and time grow per attempt."""
+
+    def value(wildcards, attempt):
+        res = model_plans()[wildcards.model].section["resources"][job]
+        if key in ("mem_mb", "runtime"):
+            return int(res["mem_mb" if key == "mem_mb" else "runtime_min"]) * attempt
+        uses_gpu = bool(res["gpu"]) and config["cluster"]["gpus_per_job"] > 0
+        if key == "gpu":
+            return config["cluster"]["gpus_per_job"] if uses_gpu else 0
+        if key == "gpu_model":
+            return config["cluster"]["gpu_model"] if uses_gpu else ""
+        if key == "slurm_partition":
+            return gpu_partition() if uses_gpu else cpu_partition()
+        raise ValueError(f"unknown model resource {key}")
+
+    return value
+
+
+def model_threads(job):
+    return lambda wildcards: model_plans()[wildcards.model].section["resources"][job][
+        "threads"
     ]
 
 
-def fxprocessor_segments():
-    return [f"results/data/segments/{c}/megami.parquet" for c in fxprocessor_corpora()]
-
-
-def fxprocessor_settings():
-    """train.fxprocessor minus the keys that do not shape the weights, as one JSON word for the shell."""
-    cfg = {k: v for k, v in fxprocessor_config().items() if k not in _FX_NOT_TRAINING}
-    return shlex.quote(json.dumps(cfg, sort_keys=True, separators=(",", ":")))
-
-
-def fxprocessor_eval_args():
-    ev = fxprocessor_config()["eval"]
-    args = ["--fft-sizes", *map(str, ev["fft_sizes"])]
-    if ev.get("max_items"):
-        args += ["--max-items", str(ev["max_items"])]
-    if ev.get("max_samples"):
-        args += ["--max-samples", str(ev["max_samples"])]
-    return " ".join(args)
-
-
-def fxprocessor_resources(key, section=None):
-    cfg = fxprocessor_config()
-    return (cfg[section] if section else cfg)[key]
+def output_dir(wildcards, output):
+    """The directory of a rule's first output (training and evaluation write several files there)."""
+    return str(Path(output[0]).parent)
 
 
 def train_targets():
-    if not fxprocessor_corpora():
-        return []
     return [
-        f"{FXPROCESSOR_DIR}/{name}"
-        for name in ("final.pt", "train_log.csv", "meta.json")
+        f"{modelplan.model_dir(name, seed)}/{out}"
+        for name, plan in model_plans().items()
+        for seed in plan.seeds
+        for out in modelplan.TRAIN_OUTPUTS
     ]
 
 
 def evaluate_targets():
-    if not fxprocessor_corpora():
-        return []
-    return [
-        "results/eval/fxprocessor/metrics.parquet",
-        "results/tables/fxprocessor_eval.csv",
-    ]
+    targets = []
+    for name, plan in model_plans().items():
+        targets += [f"{modelplan.eval_dir(name, s)}/items.parquet" for s in plan.seeds]
+        targets.append(modelplan.summary_table(name))
+    return targets
+
+
+def eval_items(model):
+    """items.parquet of every seed of `model` (the input of its figures)."""
+    plan = model_plans().get(model)
+    return (
+        [f"{modelplan.eval_dir(model, s)}/items.parquet" for s in plan.seeds]
+        if plan
+        else []
+    )
 
 
 def figure_targets():
-    if not fxprocessor_corpora():
-        return []
-    return ["results/figures/fxprocessor_eval.pdf"]
+    return [f for name in model_plans() for f in MODEL_FIGURES.get(name, [])]
 
 
 def all_targets():

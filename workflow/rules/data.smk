@@ -5,7 +5,7 @@
 #                                                   or canonical_stems_synthetic (hard links to results/synth/shards)
 #   results/data/features/<corpus>/<shard>.parquet  preprocess: essentia + loudness features per song
 #   results/data/segments/<corpus>/shards/<shard>.parquet  segments_shard: rows of every model window
-#   results/data/segments/<corpus>/<model>.parquet  segments: one model's segment table
+#   results/data/segments/<corpus>/<window>.parquet  segments: one window's segment table (data.segments)
 #   results/data/splits/<corpus>.parquet            splits: song -> split (+ duration, categories)
 #   results/tables/corpora.csv, results/figures/corpora.pdf   corpora_table, corpora_figure
 
@@ -103,12 +103,12 @@ rule segments:
     input:
         data_segment_shard_tables,
     output:
-        "results/data/segments/{corpus}/{model}.parquet",
+        "results/data/segments/{corpus}/{window}.parquet",
     log:
-        "logs/data/segments/{corpus}/{model}.log",
+        "logs/data/segments/{corpus}/{window}.log",
     wildcard_constraints:
         corpus=DATA_CORPUS_RE,
-        model=DATA_MODEL_RE,
+        window=DATA_WINDOW_RE,
     conda:
         "../../envs/data.yaml"
     resources:
@@ -116,7 +116,7 @@ rule segments:
         runtime=runtime_min(30),
         slurm_partition=cpu_partition(),
     shell:
-        "python -m stemlab.data merge-segments --model {wildcards.model} --out {output} {input} 2> {log}"
+        "python -m stemlab.data merge-segments --window {wildcards.window} --out {output} {input} 2> {log}"
 
 
 rule splits:

@@ -1,30 +1,61 @@
-# Rules of the evaluate stage; input functions live in common.smk.
+# Rules of the evaluate stage; input functions live in common.smk ("models" block).
+# evaluate_model scores one trained (model, seed) on held-out items against the task's baselines
+# (results/eval/<model>/seed-<s>/items.parquet: long rows system, metric, value, item); summarize_model
+# turns the rows of every seed into the model's table (mean and 95 % bootstrap CI over seeds and items).
 
 
-rule evaluate_fxprocessor:
+rule evaluate_model:
     input:
-        model=f"{FXPROCESSOR_DIR}/final.pt",
-        segments=fxprocessor_segments(),
+        unpack(model_eval_inputs),
     output:
-        metrics="results/eval/fxprocessor/metrics.parquet",
-        summary="results/tables/fxprocessor_eval.csv",
-        meta="results/eval/fxprocessor/meta.json",
+        rows="results/eval/{model}/seed-{seed}/items.parquet",
+        meta="results/eval/{model}/seed-{seed}/meta.json",
     log:
-        "logs/evaluate/evaluate_fxprocessor.log",
+        "logs/evaluate/evaluate_model/{model}/seed-{seed}.log",
+    wildcard_constraints:
+        model=model_re(),
+        seed=SEED_RE,
     conda:
         "../../envs/train.yaml"
-    threads: 2
+    threads: model_threads("eval")
     resources:
-        gpu=config["cluster"]["gpus_per_job"],
-        gpu_model=config["cluster"]["gpu_model"],
-        slurm_partition=gpu_partition(),
-        mem_mb=mem_mb(fxprocessor_resources("mem_mb", "eval")),
-        runtime=runtime_min(fxprocessor_resources("runtime_min", "eval")),
+        gpu=model_resource("eval", "gpu"),
+        gpu_model=model_resource("eval", "gpu_model"),
+        slurm_partition=model_resource("eval", "slurm_partition"),
+        mem_mb=model_resource("eval", "mem_mb"),
+        runtime=model_resource("eval", "runtime"),
     params:
-        args=fxprocessor_eval_args(),
-        device=config["train"]["device"],
-        cpu_threads=config["train"]["cpu_threads"],
+        job=model_job("eval"),
+        model_dir=lambda wildcards, input: str(Path(input.model).parent),
+        out=output_dir,
     shell:
-        "python -m stemlab.evaluate fxprocessor --model-file {input.model} --segments {input.segments}"
-        " --stems-root results/data/stems {params.args} --device {params.device} --cpu-threads {params.cpu_threads}"
-        " --out-items {output.metrics} --out-summary {output.summary} --out-meta {output.meta} > {log} 2>&1"
+        "python -m stemlab.evaluate {wildcards.model} --config {params.job} --model-dir {params.model_dir}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule summarize_model:
+    input:
+        model_summary_inputs,
+    output:
+        report(
+            "results/tables/{model}.csv",
+            caption="../report/model_table.rst",
+            category="Models",
+            subcategory="{model}",
+            labels={"model": "{model}", "table": "summary"},
+        ),
+    log:
+        "logs/evaluate/summarize_model/{model}.log",
+    wildcard_constraints:
+        model=model_re(),
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        mem_mb=mem_mb(2000),
+        runtime=runtime_min(15),
+        slurm_partition=cpu_partition(),
+    params:
+        job=model_summary_job,
+        caption=model_caption,
+    shell:
+        "python -m stemlab.evaluate.summary --config {params.job} --out {output} {input} > {log} 2>&1"

@@ -1,9 +1,9 @@
-# Rules of the figures stage; input functions live in common.smk.
+# Rules of the figures stage; input functions live in common.smk. Figures only read result tables.
 
 
 rule figure_fxprocessor_eval:
     input:
-        "results/eval/fxprocessor/metrics.parquet",
+        eval_items("fxprocessor"),
     output:
         report(
             "results/figures/fxprocessor_eval.pdf",
@@ -17,4 +17,4 @@ rule figure_fxprocessor_eval:
     conda:
         "../../envs/figures.yaml"
     shell:
-        "python -m stemlab.megami.figure --items {input} --out {output} 2> {log}"
+        "python -m stemlab.megami.figure --items {input} --out {output} > {log} 2>&1"

@@ -1,34 +1,33 @@
-# Rules of the train stage; input functions live in common.smk.
-# Training runs the shared loop (stemlab.train): it checkpoints to <model>/checkpoints/ every N steps,
-# every M seconds and on SIGTERM/SIGUSR1 (SLURM preemption), and a re-run resumes from the newest
-# checkpoint. Checkpoints are not outputs, so Snakemake keeps them when a job fails or is requeued.
+# Rules of the train stage; input functions live in common.smk ("models" block).
+# One rule trains every model of config `models:` per seed through its task (stemlab.train.run): it
+# checkpoints to <model>/seed-<s>/checkpoints/ every N steps, every M seconds and on SIGTERM/SIGUSR1
+# (SLURM preemption), and a re-run resumes from the newest checkpoint. Checkpoints are not outputs, so
+# Snakemake keeps them when a job fails or is requeued.
 
 
-rule train_fxprocessor:
+rule train_model:
     input:
-        segments=fxprocessor_segments(),
+        unpack(model_train_inputs),
     output:
-        weights=f"{FXPROCESSOR_DIR}/final.pt",
-        log_csv=f"{FXPROCESSOR_DIR}/train_log.csv",
-        meta=f"{FXPROCESSOR_DIR}/meta.json",
+        weights="results/models/{model}/seed-{seed}/final.pt",
+        log_csv="results/models/{model}/seed-{seed}/train_log.csv",
+        meta="results/models/{model}/seed-{seed}/meta.json",
     log:
-        "logs/train/train_fxprocessor.log",
+        "logs/train/train_model/{model}/seed-{seed}.log",
+    wildcard_constraints:
+        model=model_re(),
+        seed=SEED_RE,
     conda:
         "../../envs/train.yaml"
-    threads: 4
+    threads: model_threads("train")
     resources:
-        gpu=config["cluster"]["gpus_per_job"],
-        gpu_model=config["cluster"]["gpu_model"],
-        slurm_partition=gpu_partition(),
-        mem_mb=mem_mb(fxprocessor_resources("mem_mb")),
-        runtime=runtime_min(fxprocessor_resources("runtime_min")),
+        gpu=model_resource("train", "gpu"),
+        gpu_model=model_resource("train", "gpu_model"),
+        slurm_partition=model_resource("train", "slurm_partition"),
+        mem_mb=model_resource("train", "mem_mb"),
+        runtime=model_resource("train", "runtime"),
     params:
-        settings=fxprocessor_settings(),
-        seed=config["seed"],
-        device=config["train"]["device"],
-        cpu_threads=config["train"]["cpu_threads"],
+        job=model_job("train"),
         out=output_dir,
     shell:
-        "python -m stemlab.train fxprocessor --segments {input.segments} --stems-root results/data/stems"
-        " --settings {params.settings} --seed {params.seed} --device {params.device} --cpu-threads {params.cpu_threads}"
-        " --out {params.out} > {log} 2>&1"
+        "python -m stemlab.train {wildcards.model} --config {params.job} --out {params.out} > {log} 2>&1"

@@ -4,7 +4,7 @@
   synthetic  one synthetic shard -> the same layout (hard links, validated song.json)
   features   essentia + loudness features of one canonical shard
   segments   segment rows of every model window for one canonical shard
-  merge-segments  one model's rows from every shard of a corpus
+  merge-segments  one window's rows from every shard of a corpus
   splits     song table (song -> split, duration, categories) of a corpus from its shard manifests
   summary    results/tables/corpora.csv from the song tables
 """
@@ -54,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--activity-config", default="{}", help="data.activity as JSON")
     g.add_argument("--out", required=True)
 
-    m = sub.add_parser("merge-segments", help="one model's segment table of a corpus")
-    m.add_argument("--model", required=True)
+    m = sub.add_parser("merge-segments", help="one window's segment table of a corpus")
+    m.add_argument("--window", required=True, help="a window of data.segments (megami, stage, ...)")
     m.add_argument("--out", required=True)
     m.add_argument("tables", nargs="*", help="per-shard segment tables")
 
@@ -102,8 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "merge-segments":
         from stemlab.data.segments import merge_segments
 
-        n = merge_segments([Path(t) for t in args.tables], args.model, Path(args.out))
-        log.info("%s: %d segment rows written to %s", args.model, n, args.out)
+        n = merge_segments([Path(t) for t in args.tables], args.window, Path(args.out))
+        log.info("%s: %d segment rows written to %s", args.window, n, args.out)
     elif args.command == "splits":
         from stemlab.data.summary import write_splits
 

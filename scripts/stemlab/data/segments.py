@@ -1,4 +1,4 @@
-"""Segment tables: for each model window, every (song, stem, start, length) with its activity.
+"""Segment tables: for each window of data.segments, every (song, stem, start, length) with its activity.
 
 Windows start at 0, hop, 2*hop, ... and only full windows are listed; a song shorter than one window
 gives one segment of its full length (the model pads). Activity: the stem's signal is cut into frames of
@@ -6,8 +6,8 @@ gives one segment of its full length (the model pads). Activity: the stem's sign
 dBFS; a stem is active in a segment when at least `min_active_fraction` of the frames that overlap the
 segment are active. `rms_db` is the exact RMS of the stem over the segment (null for digital silence).
 
-One job reads a shard's audio once and writes the rows of every model (column `model`); a merge rule
-splits them into results/data/segments/<corpus>/<model>.parquet. No audio is copied.
+One job reads a shard's audio once and writes the rows of every window (column `window`); a merge rule
+splits them into results/data/segments/<corpus>/<window>.parquet. No audio is copied.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ SCHEMA = pa.schema(
         ("song", pa.string()),
         ("stem", pa.string()),
         ("category", pa.string()),
-        ("model", pa.string()),
+        ("window", pa.string()),  # the data.segments window (megami, stage, ...)
         ("start", pa.int64()),  # first sample (44.1 kHz)
         ("length", pa.int64()),  # samples
         ("active", pa.bool_()),
@@ -47,7 +47,7 @@ SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Window:
-    model: str
+    name: str
     length: int
     hop: int
 
@@ -61,11 +61,11 @@ class Activity:
 
 def windows_from_config(segments_cfg: dict) -> list[Window]:
     out = []
-    for model in sorted(segments_cfg):
-        w = segments_cfg[model]
+    for name in sorted(segments_cfg):
+        w = segments_cfg[name]
         if int(w["length"]) < 1 or int(w["hop"]) < 1:
-            raise StemlabError(f"data.segments.{model}: length and hop must be >= 1 samples")
-        out.append(Window(model, int(w["length"]), int(w["hop"])))
+            raise StemlabError(f"data.segments.{name}: length and hop must be >= 1 samples")
+        out.append(Window(name, int(w["length"]), int(w["hop"])))
     return out
 
 
@@ -103,7 +103,7 @@ def stem_segments(audio: np.ndarray, windows: list[Window], activity: Activity) 
             rms_db = 10.0 * math.log10(mean_power) if mean_power > 0 else None
             rows.append(
                 {
-                    "model": window.model,
+                    "window": window.name,
                     "start": start,
                     "length": length,
                     "active": fraction >= activity.min_active_fraction,
@@ -128,19 +128,19 @@ def shard_segments(stems_dir: Path, out: Path, windows: list[Window], activity: 
                 raise StemlabError(f"{path}: {audio.shape[0]} frames, song.json says {song['n_frames']}; re-run the stems rule")
             for row in stem_segments(audio, windows, activity):
                 rows.append({**base, "stem": stem["name"], "category": stem["category"], **row})
-    rows.sort(key=lambda r: (r["model"], r["song"], r["stem"], r["start"]))
+    rows.sort(key=lambda r: (r["window"], r["song"], r["stem"], r["start"]))
     write_table(out, rows, SCHEMA)
     return len(rows)
 
 
-def merge_segments(shard_tables: list[Path], model: str, out: Path) -> int:
-    """Rows of one model from every shard table of a corpus, sorted by (song, stem, start)."""
+def merge_segments(shard_tables: list[Path], window: str, out: Path) -> int:
+    """Rows of one window from every shard table of a corpus, sorted by (song, stem, start)."""
     tables = []
     for path in shard_tables:
         if not Path(path).is_file():
             raise StemlabError(f"{path}: missing; re-run the segments_shard rule")
         table = pq.read_table(path)
-        tables.append(table.filter(pc.equal(table["model"], model)).cast(SCHEMA))
+        tables.append(table.filter(pc.equal(table["window"], window)).cast(SCHEMA))
     merged = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     merged = merged.sort_by([("song", "ascending"), ("stem", "ascending"), ("start", "ascending")])
     write_arrow(out, merged)

@@ -1,4 +1,5 @@
-"""Evaluation CLI: `python -m stemlab.evaluate <model> ...` — one subcommand per model family."""
+"""Evaluation CLI: `python -m stemlab.evaluate MODEL --config JOB --model-dir DIR --out DIR`, for every
+registered model; the summary over seeds is `python -m stemlab.evaluate.summary`."""
 
 from __future__ import annotations
 
@@ -6,44 +7,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from stemlab.errors import run_cli
+from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stemlab.evaluate", description=__doc__)
-    sub = parser.add_subparsers(dest="model", required=True)
-    fx = sub.add_parser("fxprocessor", help="FxProcessor vs identity, loudness-matched dry and mean-FX chain")
-    fx.add_argument("--model-file", required=True, help="final.pt of train_fxprocessor")
-    fx.add_argument("--segments", nargs="+", required=True, help="segment tables (parquet), one per corpus")
-    fx.add_argument("--stems-root", required=True, help="root of canonical song directories")
-    fx.add_argument("--out-items", required=True, help="per-window metrics (parquet)")
-    fx.add_argument("--out-summary", required=True, help="summary per system (CSV)")
-    fx.add_argument("--out-meta", default=None, help="device and run information (JSON)")
-    fx.add_argument("--max-items", type=int, default=None, help="evaluate at most this many test windows")
-    fx.add_argument("--max-samples", type=int, default=None, help="truncate windows to this many samples")
-    fx.add_argument("--fft-sizes", type=int, nargs="+", default=[512, 1024, 2048], help="MR-STFT metric resolutions")
-    fx.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    fx.add_argument("--cpu-threads", type=int, default=2, help="torch intra-op threads (0: torch's default)")
-    fx.add_argument("--log", default=None, help="also log to this file")
+    parser.add_argument("model", help="model name (a section of models: in the config)")
+    parser.add_argument("--config", required=True, help="job config: inline JSON or a JSON file")
+    parser.add_argument("--model-dir", required=True, help="results/models/<model>/seed-<s> (its final.pt)")
+    parser.add_argument("--out", required=True, help="output directory (items.parquet, meta.json)")
+    parser.add_argument("--log", default=None, help="also log to this file")
     args = parser.parse_args(argv)
     setup_logging(args.log)
-    if args.model == "fxprocessor":
-        from stemlab.megami.evaluate_fxprocessor import evaluate_fxprocessor
+    from stemlab.evaluate.run import evaluate_job
+    from stemlab.train.job import read_job
 
-        evaluate_fxprocessor(
-            args.model_file,
-            args.segments,
-            args.stems_root,
-            args.out_items,
-            args.out_summary,
-            max_items=args.max_items,
-            max_samples=args.max_samples,
-            fft_sizes=args.fft_sizes,
-            device=args.device,
-            out_meta=args.out_meta,
-            cpu_threads=args.cpu_threads,
-        )
+    job = read_job(args.config)
+    if job.model != args.model:
+        raise StemlabError(f"--config is the job of model {job.model!r}, not {args.model!r}; pass that model's job")
+    rows = evaluate_job(job, args.model_dir, args.out)
+    print(f"{args.out}: {len(rows)} rows", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""FxProcessor vs baselines on the test split: per-window metrics and a summary table.
+"""FxProcessor vs baselines on the test split: long per-window rows for the frame's summariser.
 
 Systems: `fxprocessor` (the trained model), `identity` (dry passthrough), `loudness_matched` (dry with
 the oracle gain that matches the wet stem's integrated loudness), `mean_fx` (the per-category mean FX
@@ -9,25 +9,22 @@ Metrics: MR-STFT distance (lower is better), SI-SDR in dB (higher), loudness err
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from stemlab.atomic import atomic_path
 from stemlab.audio import SAMPLE_RATE
+from stemlab.data.segment_tables import read_window
 from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
-from stemlab.megami.fxparams import mean_annotation
-from stemlab.megami.fxprocessor_task import load_fxprocessor
-from stemlab.megami.pairs import PairItem, pair_items, read_segment_tables, read_window
+from stemlab.megami.fxparams import FxParamSpace, mean_annotation
+from stemlab.megami.pairs import PairItem, pair_items
 from stemlab.metrics import SILENCE_LUFS, integrated_loudness, si_sdr
-from stemlab.train.loop import device_info, resolve_device, torch_threads
 from stemlab.train.losses import MultiResolutionSTFTLoss
-from stemlab.train.outputs import write_json
 
 SYSTEMS = ("fxprocessor", "mean_fx", "loudness_matched", "identity")
 FxApplier = Callable[[np.ndarray, int, Any], np.ndarray]  # (dry (channels, time), sr, fx annotation) -> wet
@@ -41,11 +38,16 @@ def default_fx_applier() -> FxApplier | None:
         return None
 
     def apply(dry: np.ndarray, sr: int, fx: Any) -> np.ndarray:
-        if not isinstance(fx, dict) or "chain" not in fx:
+        if not is_synth_chain(fx):
             raise StemlabError("mean_fx baseline: FX annotation has no 'chain'; the corpus was not made by stemlab.synth")
         return apply_stem_fx(np.ascontiguousarray(dry.T), fx, sr).T
 
     return apply
+
+
+def is_synth_chain(fx: Any) -> bool:
+    """Whether an FX annotation is one stemlab.synth can render (a dict with a `chain`)."""
+    return isinstance(fx, dict) and "chain" in fx
 
 
 def select_items(items: Sequence[PairItem], max_items: int | None) -> list[PairItem]:
@@ -92,67 +94,60 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, n - x.shape[1])))
 
 
-def evaluate_fxprocessor(
-    model_path: str | os.PathLike[str],
-    segment_tables: Sequence[str | os.PathLike[str]],
+@dataclass(frozen=True)
+class EvalSettings:
+    """models.fxprocessor.eval (defaults: the schema's)."""
+
+    max_items: int | None
+    max_samples: int | None
+    fft_sizes: tuple[int, ...]
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> EvalSettings:
+        from stemlab.config import schema_defaults
+
+        values = schema_defaults("models", "fxprocessor", "eval") | dict(section)
+        return cls(values["max_items"], values["max_samples"], tuple(int(n) for n in values["fft_sizes"]))
+
+
+def evaluate_windows(
+    model: torch.nn.Module,
+    space: FxParamSpace,
+    table: pd.DataFrame,
     stems_root: str | os.PathLike[str],
-    out_items: str | os.PathLike[str],
-    out_summary: str | os.PathLike[str],
+    settings: EvalSettings,
     *,
-    max_items: int | None = None,
-    max_samples: int | None = None,
-    fft_sizes: Sequence[int] = (512, 1024, 2048),
-    device: str = "auto",
     fx_applier: FxApplier | None | str = "default",
-    out_meta: str | os.PathLike[str] | None = None,
-    cpu_threads: int = 2,
 ) -> pd.DataFrame:
-    # torch's intra-op threads, scoped to this call (the caller's setting is restored)
-    with torch_threads(cpu_threads):
-        dev = resolve_device(device)
-        model, space, payload = load_fxprocessor(model_path, dev)
-        table = read_segment_tables(segment_tables)
-        test_items = select_items(pair_items(table, stems_root, "test"), max_items)
-        if not test_items:
-            raise StemlabError(f"{', '.join(map(str, segment_tables))}: no active test-split windows with dry and wet stems")
-        applier = default_fx_applier() if fx_applier == "default" else fx_applier
-        means = category_mean_fx(pair_items(table, stems_root, "train")) if applier is not None else {}
-        if applier is None:
-            log.info("mean_fx baseline skipped: no FX-chain renderer for these annotations")
-        mrstft = MultiResolutionSTFTLoss(fft_sizes).to(dev)
-        rows = []
-        skipped = 0
-        for it in progress(test_items, desc="evaluate fxprocessor"):
-            scored = _score_window(it, model, space, dev, mrstft, applier, means, max_samples)
-            if scored is None:
-                skipped += 1  # a silent reference makes every metric degenerate
-            rows.extend(scored or [])
-        if not rows:
-            raise StemlabError(
-                f"{', '.join(map(str, segment_tables))}: every selected test window is silent (RMS < {SILENT_DBFS} dBFS); "
-                "raise train.fxprocessor.eval.max_items or max_samples"
-            )
-        frame = pd.DataFrame(rows)
-        summary = summarize(frame)
-        with atomic_path(out_items) as tmp:
-            frame.to_parquet(tmp, index=False)
-        Path(out_summary).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out_summary) as tmp:
-            summary.to_csv(tmp, index=False, float_format="%.6g")
-        if out_meta is not None:
-            write_json(
-                {
-                    "model": str(model_path),
-                    "model_identity_hash": payload.get("identity_hash"),
-                    "items": len(test_items) - skipped,
-                    "skipped_silent": skipped,
-                    "systems": sorted(frame["system"].unique().tolist()),
-                    "mean_fx": "evaluated" if applier is not None else "skipped: no FX-chain renderer",
-                    "device": device_info(dev),
-                },
-                out_meta,
-            )
-        return frame
+    """Long rows (system, metric, value, item + song, stem, category, start, length) of every selected,
+    non-silent test window, systems in the order of SYSTEMS."""
+    dev = next(model.parameters()).device
+    test_items = select_items(pair_items(table, stems_root, "test"), settings.max_items)
+    if not test_items:
+        raise StemlabError("the megami segment tables have no active test-split windows with dry and wet stems")
+    train_items = pair_items(table, stems_root, "train")
+    if fx_applier == "default":
+        applier = default_fx_applier()
+        train_items = [it for it in train_items if is_synth_chain(it.fx)]
+    else:
+        applier = fx_applier
+    means = category_mean_fx(train_items) if applier is not None else {}
+    if not means:
+        log.info("mean_fx baseline skipped: no FX-chain renderer or no renderable FX annotations in the training split")
+    mrstft = MultiResolutionSTFTLoss(settings.fft_sizes).to(dev)
+    rows: list[dict] = []
+    skipped = 0
+    for it in progress(test_items, desc="evaluate fxprocessor"):
+        scored = _score_window(it, model, space, dev, mrstft, applier, means, settings.max_samples)
+        if scored is None:
+            skipped += 1  # a silent reference makes every metric degenerate
+        rows.extend(scored or [])
+    if not rows:
+        raise StemlabError(
+            f"every selected test window is silent (RMS < {SILENT_DBFS} dBFS); raise models.fxprocessor.eval.max_items or max_samples"
+        )
+    log.info("fxprocessor: %d test windows scored, %d silent ones skipped", len(test_items) - skipped, skipped)
+    return pd.DataFrame(rows)
 
 
 def _score_window(it, model, space, dev, mrstft, applier, means, max_samples: int | None) -> list[dict] | None:
@@ -184,29 +179,13 @@ def _score_window(it, model, space, dev, mrstft, applier, means, max_samples: in
         ref = torch.from_numpy(wet)[None].expand_as(est).to(dev)
         distances = mrstft.per_item(est, ref).cpu().numpy()
     rows = []
+    where = {"song": it.song, "stem": it.stem, "category": it.category, "start": it.start + offset, "length": n}
+    item = f"{it.song}/{it.stem}/{it.start + offset}"
     for name, distance in zip(names, distances):
         lufs = dry_lufs if name == "identity" else integrated_loudness(systems[name], SAMPLE_RATE)
-        rows.append(
-            {
-                "song": it.song, "stem": it.stem, "category": it.category, "start": it.start + offset, "length": n,
-                "system": name, "mrstft": float(distance), "si_sdr": si_sdr(systems[name], wet),
-                "loudness_lufs": lufs, "reference_lufs": ref_lufs, "loudness_error": lufs - ref_lufs,
-            }
-        )  # fmt: skip
+        metrics = {
+            "mrstft": float(distance), "si_sdr": si_sdr(systems[name], wet),
+            "abs_loudness_error": abs(lufs - ref_lufs), "loudness_error": lufs - ref_lufs,
+        }  # fmt: skip
+        rows += [{"system": name, "metric": m, "value": v, "item": item, **where} for m, v in metrics.items()]
     return rows
-
-
-def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per system: n, mean / median / 95 % CI half-width of each metric (absolute loudness error)."""
-    frame = frame.assign(abs_loudness_error=frame["loudness_error"].abs())
-    out = []
-    for system in [s for s in SYSTEMS if s in set(frame["system"])]:
-        part = frame[frame["system"] == system]
-        row: dict[str, Any] = {"system": system, "n": len(part)}
-        for metric in ("mrstft", "si_sdr", "abs_loudness_error"):
-            values = part[metric].to_numpy(dtype=np.float64)
-            row[f"{metric}_mean"] = float(values.mean())
-            row[f"{metric}_median"] = float(np.median(values))
-            row[f"{metric}_ci95"] = float(1.96 * values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
-        out.append(row)
-    return pd.DataFrame(out)

@@ -22,19 +22,21 @@ MAX_LOG_GAIN = MAX_GAIN_DB / 20.0 * math.log(10.0)
 
 @dataclass(frozen=True)
 class FxProcessorConfig:
-    channels: int = 32
-    blocks: int = 8
-    kernel: int = 13
-    dilation_growth: int = 2
-    dilation_cycle: int = 0  # dilations restart after this many blocks; 0: never
-    cond_dim: int = 0  # size of the conditioning vector; 0: unconditioned
-    cond_hidden: int = 64
-    audio_channels: int = 2
-    residual: bool = True  # predict wet = dry + net(dry): identity at initialisation
+    """TCN shape; the defaults are the schema's (models.fxprocessor.settings.model): build with from_dict."""
+
+    channels: int
+    blocks: int
+    kernel: int
+    dilation_growth: int
+    dilation_cycle: int  # dilations restart after this many blocks; 0: never
+    cond_hidden: int
+    audio_channels: int
+    residual: bool  # predict wet = dry + net(dry): identity at initialisation
     # with residual: the direct path is scaled by a per-channel gain exp(g(cond)) (starts at 1): level and
     # pan are part of every FX chain and this path learns them in few steps; the TCN learns the rest
-    direct_gain: bool = True
-    activation_checkpointing: bool = False  # recompute block activations in backward (long segments)
+    direct_gain: bool
+    activation_checkpointing: bool  # recompute block activations in backward (long segments)
+    cond_dim: int = 0  # size of the conditioning vector (from the data, not the config); 0: unconditioned
 
     def __post_init__(self) -> None:
         if self.kernel < 1 or self.kernel % 2 == 0:
@@ -46,8 +48,14 @@ class FxProcessorConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FxProcessorConfig:
+        """`values` over the schema defaults; unknown keys are an error (the schema allows none)."""
+        from stemlab.config import schema_defaults
+
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown FxProcessor option {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+        return cls(**(schema_defaults("models", "fxprocessor", "settings", "model") | dict(values)))
 
     def dilations(self) -> list[int]:
         cycle = self.dilation_cycle or self.blocks
@@ -121,7 +129,3 @@ class FxProcessor(nn.Module):
             log_gain = MAX_LOG_GAIN * torch.tanh(self.gain(h_cond).float() / MAX_LOG_GAIN)
             dry = dry * torch.exp(log_gain).unsqueeze(-1).to(dry.dtype)
         return dry + out
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

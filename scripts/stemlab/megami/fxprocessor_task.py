@@ -1,49 +1,36 @@
-"""Training the FxProcessor with the shared loop: settings, data, loss, and the files the rule writes."""
+"""The FxProcessor on the model frame: settings, data, loss, validation and evaluation of one (seed) run."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from stemlab.data.segment_tables import read_segment_tables, read_window
 from stemlab.errors import StemlabError
 from stemlab.logs import log
 from stemlab.megami.fxparams import FxParamSpace
-from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig, count_parameters
-from stemlab.megami.pairs import PairDataset, PairItem, pair_items, read_segment_tables, read_window
-from stemlab.seeding import derive_seed
-from stemlab.train import TrainConfig, Trainer, prefetched, seeded_init
-from stemlab.train.config import code_digest
+from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig
+from stemlab.megami.pairs import PairDataset, PairItem, pair_items
+from stemlab.train import prefetched
 from stemlab.train.losses import MultiResolutionSTFTLoss
-from stemlab.train.outputs import write_training_outputs
+from stemlab.train.registry import register
+from stemlab.train.task import Task
 
-def _code_modules() -> list:
-    import stemlab.megami.fxparams as fxparams
-    import stemlab.megami.fxprocessor as fxprocessor
-    import stemlab.megami.pairs as pairs
-    import stemlab.train.losses as losses
-    import stemlab.train.loop as loop
-    import stemlab.train.sampling as sampling
-
-    return [fxparams, fxprocessor, pairs, losses, loop, sampling, sys.modules[__name__]]
-
-
-# train.fxprocessor keys that are TrainConfig fields (the rest of the section is model/data/loss)
-_TRAIN_KEYS = frozenset(f.name for f in fields(TrainConfig))
+WINDOW = "megami"  # the segment window the FxProcessor trains on
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    fft_sizes: tuple[int, ...] = (512, 1024, 2048)
-    l1_weight: float = 1.0
+    fft_sizes: tuple[int, ...]
+    l1_weight: float
 
     def build(self) -> FxLoss:
         return FxLoss(MultiResolutionSTFTLoss(self.fft_sizes), self.l1_weight)
@@ -51,28 +38,25 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class FxSettings:
-    """config['train']['fxprocessor'] (+ train.device and the derived seed), parsed."""
+    """models.fxprocessor.settings (schema-validated, defaults filled), parsed."""
 
-    train: TrainConfig
-    model: dict[str, Any] = field(default_factory=dict)
-    loss: LossConfig = LossConfig()
-    segment_samples: int | None = None
-    valid_batches: int = 4  # the schema defaults of train.fxprocessor
-    workers: int = 4
+    model: dict[str, Any]
+    loss: LossConfig
+    segment_samples: int | None
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], *, seed: int, device: str = "auto", cpu_threads: int = 2) -> FxSettings:
-        section = dict(section)
-        fixed = {"seed": derive_seed(seed, "train", "fxprocessor"), "device": device, "cpu_threads": cpu_threads}
-        train = TrainConfig.from_dict({k: v for k, v in section.items() if k in _TRAIN_KEYS} | fixed)
-        loss = section.get("loss", {}) or {}
+    def from_config(cls, section: Mapping[str, Any]) -> FxSettings:
+        from stemlab.config import deep_merge, schema_defaults
+
+        values = deep_merge(schema_defaults("models", "fxprocessor", "settings"), section)
+        unknown = sorted(set(values) - {"model", "loss", "segment_samples"})
+        if unknown:
+            raise StemlabError(f"models.fxprocessor.settings: unknown key {unknown[0]!r}; see config/README.md")
+        loss = values["loss"]
         return cls(
-            train=train,
-            model=dict(section.get("model", {}) or {}),
-            loss=LossConfig(tuple(loss.get("fft_sizes", LossConfig.fft_sizes)), float(loss.get("l1_weight", 1.0))),
-            segment_samples=section.get("segment_samples"),
-            valid_batches=int(section.get("valid_batches", cls.valid_batches)),
-            workers=int(section.get("workers", cls.workers)),
+            model=dict(values["model"]),
+            loss=LossConfig(tuple(int(n) for n in loss["fft_sizes"]), float(loss["l1_weight"])),
+            segment_samples=values["segment_samples"],
         )
 
 
@@ -98,7 +82,7 @@ def items_digest(items: Sequence[PairItem]) -> str:
 
 
 def window_length(items: Sequence[PairItem], requested: int | None) -> int:
-    """Training crop: `requested` (capped by the shortest window) or, when None, the most common window."""
+    """Training crop: `requested` (capped by the longest window) or, when None, the most common window."""
     lengths = np.array([it.length for it in items])
     if requested is None:
         values, counts = np.unique(lengths, return_counts=True)
@@ -106,112 +90,113 @@ def window_length(items: Sequence[PairItem], requested: int | None) -> int:
     return int(min(requested, lengths.max()))
 
 
-def _batch_tensors(batch: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+def _tensors(batch: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in batch.items()}
 
 
-def train_fxprocessor(
-    segment_tables: Sequence[str | os.PathLike[str]],
-    stems_root: str | os.PathLike[str],
-    settings: FxSettings,
-    out_dir: str | os.PathLike[str],
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    out_dir = Path(out_dir)
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else out_dir / "checkpoints"
-    table = read_segment_tables(segment_tables)
-    train_items = pair_items(table, stems_root, "train")
-    valid_items = pair_items(table, stems_root, "valid")
-    if not train_items:
-        raise StemlabError(
-            f"{', '.join(map(str, segment_tables))}: no active train-split windows with dry and wet stems; "
-            "enable data.synthetic or a corpus with dry stems"
-        )
-    space = FxParamSpace.fit([it.fx for it in train_items])
-    segment = window_length(train_items, settings.segment_samples)
-    model_cfg = FxProcessorConfig.from_dict({**settings.model, "cond_dim": space.dim})
-    cfg = settings.train
-    with seeded_init(derive_seed(cfg.seed, "init")):
-        model = FxProcessor(model_cfg)
-    loss = settings.loss.build()
-    log.info(
-        "fxprocessor: %d train / %d valid windows, segment %d samples, cond_dim %d, %d parameters, receptive field %d",
-        len(train_items), len(valid_items), segment, space.dim, count_parameters(model), model_cfg.receptive_field(),
-    )  # fmt: skip
+@register
+class FxProcessorTask(Task):
+    name = "fxprocessor"
+    metric_directions = {"mrstft": "lower", "si_sdr": "higher", "abs_loudness_error": "lower", "loudness_error": ""}
 
-    dataset = PairDataset(train_items, np.stack([space.vector(it.fx) for it in train_items]), segment, cfg.seed)
+    def parse_settings(self, section: Mapping[str, Any]) -> FxSettings:
+        return FxSettings.from_config(section)
 
-    def data(start: int) -> Iterator[dict[str, torch.Tensor]]:
-        for batch in prefetched(lambda s: dataset.batch(s, cfg.batch_size), start, workers=settings.workers):
-            yield _batch_tensors(batch)
+    # ------------------------------------------------------------------ training
+    def setup(self) -> None:
+        tables = self.segment_tables(WINDOW)
+        table = read_segment_tables(tables)
+        self.train_items = pair_items(table, self.stems_root, "train")
+        self.valid_items = pair_items(table, self.stems_root, "valid")
+        if not self.train_items:
+            raise StemlabError(
+                f"{', '.join(tables)}: no active train-split windows with dry and wet stems; "
+                "enable data.synthetic or a corpus with dry stems"
+            )
+        self.space = FxParamSpace.fit([it.fx for it in self.train_items])
+        self.segment = window_length(self.train_items, self.settings.segment_samples)
+        self.model_cfg = FxProcessorConfig.from_dict({**self.settings.model, "cond_dim": self.space.dim})
+        self.criterion = self.settings.loss.build()
+        cond = np.stack([self.space.vector(it.fx) for it in self.train_items])
+        self.dataset = PairDataset(self.train_items, cond, self.segment, self.loop.seed)
+        self.valid = self._valid_arrays()
+        log.info(
+            "fxprocessor: %d train / %d valid windows, segment %d samples, cond_dim %d, receptive field %d",
+            len(self.train_items), len(self.valid_items), self.segment, self.space.dim, self.model_cfg.receptive_field(),
+        )  # fmt: skip
 
-    def loss_fn(m: nn.Module, batch: Mapping[str, torch.Tensor], generator: torch.Generator):  # noqa: ARG001
-        return loss(m(batch["dry"], batch["cond"]), batch["wet"])
-
-    eval_fn = None
-    if valid_items and settings.valid_batches > 0:
-        picks = np.linspace(0, len(valid_items) - 1, min(len(valid_items), settings.valid_batches * cfg.batch_size))
-        chosen = [valid_items[int(i)] for i in np.unique(picks.round().astype(int))]
-        valid = {
-            "dry": np.stack([read_window(it.dry, it.start, segment) for it in chosen]),
-            "wet": np.stack([read_window(it.wet, it.start, segment) for it in chosen]),
-            "cond": np.stack([space.vector(it.fx) for it in chosen]),
+    def _valid_arrays(self) -> dict[str, np.ndarray] | None:
+        n = min(len(self.valid_items), self.loop.valid_batches * self.loop.batch_size)
+        if n == 0:
+            return None
+        picks = np.unique(np.linspace(0, len(self.valid_items) - 1, n).round().astype(int))
+        chosen = [self.valid_items[int(i)] for i in picks]
+        return {
+            "dry": np.stack([read_window(it.dry, it.start, self.segment) for it in chosen]),
+            "wet": np.stack([read_window(it.wet, it.start, self.segment) for it in chosen]),
+            "cond": np.stack([self.space.vector(it.fx) for it in chosen]),
         }
 
-        def eval_fn(m: nn.Module) -> dict[str, float]:
-            device = next(m.parameters()).device
-            totals: dict[str, float] = {}
-            n = len(chosen)
-            for lo in range(0, n, cfg.batch_size):
-                part = {k: torch.from_numpy(v[lo : lo + cfg.batch_size]).to(device) for k, v in valid.items()}
-                value, metrics = loss(m(part["dry"], part["cond"]), part["wet"])
-                weight = part["dry"].shape[0] / n
-                for k, v in {"loss": float(value), **metrics}.items():
-                    totals[k] = totals.get(k, 0.0) + weight * v
-            return totals
+    def build_model(self) -> nn.Module:
+        return FxProcessor(self.model_cfg)
 
-    identity = {
-        "model": asdict(model_cfg),
-        "loss": asdict(settings.loss),
-        "segment_samples": segment,
-        "conditioning": space.to_dict(),
-        "data": {"train_items": len(train_items), "digest": items_digest(train_items)},
-        "code": code_digest(_code_modules()),
-    }
-    trainer = Trainer(model, loss_fn, data, cfg, checkpoint_dir, identity=identity, eval_fn=eval_fn, desc="fxprocessor")
-    result = trainer.fit()
-    weights = {
-        "model": "fxprocessor",
-        "model_config": asdict(model_cfg),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "conditioning": {"kind": "fx_params", "space": space.to_dict()},
-        "loss": asdict(settings.loss),
-        "segment_samples": segment,
-        "identity_hash": result.identity_hash,
-    }
-    meta = {
-        "model": "fxprocessor",
-        "parameters": count_parameters(model),
-        "receptive_field": model_cfg.receptive_field(),
-        "cond_dim": space.dim,
-        "segment_samples": segment,
-        "train_items": len(train_items),
-        "valid_items": len(valid_items),
-        "checkpoint_dir": str(checkpoint_dir),
-    }
-    write_training_outputs(result, out_dir, weights, meta)
-    return meta
+    def data(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
+        batch_size = self.loop.batch_size
+        for batch in prefetched(lambda s: self.dataset.batch(s, batch_size), start, workers=self.loop.workers):
+            yield _tensors(batch)
 
+    def loss(self, model: nn.Module, batch: Mapping[str, torch.Tensor], generator: torch.Generator):  # noqa: ARG002
+        return self.criterion(model(batch["dry"], batch["cond"]), batch["wet"])
 
-def load_fxprocessor(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[FxProcessor, FxParamSpace, dict[str, Any]]:
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            payload = torch.load(fh, map_location="cpu", weights_only=True)
-        model = FxProcessor(FxProcessorConfig(**payload["model_config"]))
-        model.load_state_dict(payload["state_dict"])
-    except FileNotFoundError:
-        raise StemlabError(f"{path}: model not found; run `snakemake train` first") from None
-    except (KeyError, RuntimeError, TypeError, EOFError) as exc:
-        raise StemlabError(f"{path}: not an FxProcessor checkpoint ({type(exc).__name__}); re-run train_fxprocessor") from exc
-    return model.to(device).eval(), FxParamSpace.from_dict(payload["conditioning"]["space"]), payload
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        if self.valid is None:
+            return {}
+        device = next(model.parameters()).device
+        n = len(self.valid["dry"])
+        totals: dict[str, float] = {}
+        for lo in range(0, n, self.loop.batch_size):
+            part = {k: torch.from_numpy(v[lo : lo + self.loop.batch_size]).to(device) for k, v in self.valid.items()}
+            value, metrics = self.criterion(model(part["dry"], part["cond"]), part["wet"])
+            weight = part["dry"].shape[0] / n
+            for k, v in {"loss": float(value), **metrics}.items():
+                totals[k] = totals.get(k, 0.0) + weight * v
+        return totals
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "model": asdict(self.model_cfg),
+            "segment_samples": self.segment,
+            "conditioning": self.space.to_dict(),
+            "data": {"train_items": len(self.train_items), "digest": items_digest(self.train_items)},
+        }
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        return {
+            "model_config": asdict(self.model_cfg),
+            "conditioning": {"kind": "fx_params", "space": self.space.to_dict()},
+            "segment_samples": self.segment,
+        }
+
+    def restore(self, export: Mapping[str, Any]) -> None:
+        try:
+            self.model_cfg = FxProcessorConfig(**export["model_config"])
+            self.space = FxParamSpace.from_dict(export["conditioning"]["space"])
+        except (KeyError, TypeError) as exc:
+            raise StemlabError(f"not an FxProcessor model file ({type(exc).__name__}: {exc}); re-run its train_model job") from exc
+        self.segment = int(export.get("segment_samples", 0))
+
+    def meta(self, model: nn.Module) -> dict[str, Any]:
+        return {
+            "receptive_field": self.model_cfg.receptive_field(),
+            "cond_dim": self.space.dim,
+            "segment_samples": self.segment,
+            "train_items": len(self.train_items),
+            "valid_items": len(self.valid_items),
+        }
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
+        from stemlab.megami.evaluate_fxprocessor import EvalSettings, evaluate_windows
+
+        table = read_segment_tables(self.segment_tables(WINDOW))
+        return evaluate_windows(model, self.space, table, self.stems_root, EvalSettings.from_config(self.job.eval))

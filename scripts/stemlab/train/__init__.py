@@ -1,11 +1,13 @@
-"""The one training loop every stemlab model family uses (see loop.py for the determinism contract)."""
+"""The model frame: one training loop (loop.py), one task protocol (task.py) and a registry of model families."""
 
+from stemlab.device import device_info, resolve_device, seeded_init, torch_threads
 from stemlab.train.config import TrainConfig
-from stemlab.train.loop import Preempted, Trainer, TrainResult, device_info, resolve_device, seeded_init, torch_threads
+from stemlab.train.loop import Preempted, StepContext, Trainer, TrainResult
 from stemlab.train.sampling import prefetched, step_indices
 
 __all__ = [
     "Preempted",
+    "StepContext",
     "TrainConfig",
     "TrainResult",
     "Trainer",

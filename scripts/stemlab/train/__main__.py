@@ -1,4 +1,8 @@
-"""Training CLI: `python -m stemlab.train <model> ...` — one subcommand per model family."""
+"""Training CLI: `python -m stemlab.train MODEL --config JOB --out DIR`, for every registered model.
+
+JOB is the job config the train_model rule passes (inline JSON or a JSON file; stemlab.train.job): the
+model's config section and its input paths. The task comes from the job's `task` module.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,28 @@ import json
 import sys
 from collections.abc import Sequence
 
-from stemlab.errors import json_object_arg, run_cli
+from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stemlab.train", description=__doc__)
-    sub = parser.add_subparsers(dest="model", required=True)
-    fx = sub.add_parser("fxprocessor", help="MEGAMI FxProcessor: dry stem + FX conditioning -> wet stem")
-    fx.add_argument("--segments", nargs="+", required=True, help="segment tables (parquet), one per corpus")
-    fx.add_argument("--stems-root", required=True, help="root of canonical song directories (results/data/stems)")
-    fx.add_argument("--settings", required=True, help="JSON of config train.fxprocessor")
-    fx.add_argument("--seed", type=int, required=True, help="global seed")
-    fx.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    fx.add_argument("--cpu-threads", type=int, default=2, help="torch intra-op threads (CPU results depend on it)")
-    fx.add_argument("--out", required=True, help="output directory (final.pt, train_log.csv, meta.json)")
-    fx.add_argument("--checkpoints", default=None, help="checkpoint directory (default OUT/checkpoints)")
-    fx.add_argument("--log", default=None, help="also log to this file")
+    parser = argparse.ArgumentParser(prog="python -m stemlab.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("model", help="model name (a section of models: in the config)")
+    parser.add_argument("--config", required=True, help="job config: inline JSON or a JSON file")
+    parser.add_argument("--out", required=True, help="output directory (final.pt, train_log.csv, meta.json)")
+    parser.add_argument("--checkpoints", default=None, help="checkpoint directory (default OUT/checkpoints)")
+    parser.add_argument("--log", default=None, help="also log to this file")
     args = parser.parse_args(argv)
     setup_logging(args.log)
-    if args.model == "fxprocessor":
-        from stemlab.megami.fxprocessor_task import FxSettings, train_fxprocessor
+    from stemlab.train.job import read_job
+    from stemlab.train.run import train_job
 
-        settings = FxSettings.from_config(
-            json_object_arg(args.settings, "--settings", "pass the train.<model> config section"),
-            seed=args.seed, device=args.device, cpu_threads=args.cpu_threads,
-        )
-        meta = train_fxprocessor(args.segments, args.stems_root, settings, args.out, args.checkpoints)
-        print(json.dumps(meta, sort_keys=True), file=sys.stderr)
+    job = read_job(args.config)
+    if job.model != args.model:
+        raise StemlabError(f"--config is the job of model {job.model!r}, not {args.model!r}; pass that model's job")
+    meta = train_job(job, args.out, args.checkpoints)
+    print(json.dumps(meta, sort_keys=True), file=sys.stderr)
     return 0
 
 

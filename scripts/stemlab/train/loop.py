@@ -2,12 +2,16 @@
 
 Determinism contract: the weights after step N depend only on (config, identity, seed) — not on
 whether the run was interrupted, how often it checkpointed, or how it was split across jobs.
-- Batches come from `data(start_step)`, which must yield the batch of step s as a function of
-  (seed, s) alone (see stemlab.train.sampling).
-- The loss gets a torch.Generator re-seeded every step from derive_seed(seed, "step", s); modules
-  that draw from torch's default generator (dropout) run inside a forked RNG scope seeded the same
-  way, so nothing leaks into or out of the process-wide state.
-- Optimizer, scheduler and grad-scaler states are checkpointed and restored exactly.
+- Micro-batches come from `data(start)`, which must yield micro-batch i as a function of (seed, i) alone
+  (see stemlab.train.sampling); step s consumes micro-batches s*A .. s*A+A-1 (A = grad_accum).
+- The loss gets a torch.Generator re-seeded for every micro-batch from derive_seed(seed, "step", s[, m]);
+  modules that draw from torch's default generator (dropout) run inside a forked RNG scope seeded the
+  same way, so nothing leaks into or out of the process-wide state.
+- Optimizer, scheduler, grad-scaler and EMA states are checkpointed and restored exactly.
+
+What a checkpoint holds of the model: every state entry except frozen parameters and the state of
+frozen submodules (an upstream model, a pretrained base under LoRA adapters). Those are rebuilt by the
+code that builds the model (from its input files or a seeded initialisation), never copied N times.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import contextlib
 import math
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -25,21 +28,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from stemlab.device import device_info, move_to, resolve_device, scoped_torch_rng, torch_threads
 from stemlab.errors import StemlabError
 from stemlab.faults import training_step_delay
 from stemlab.logs import log
 from stemlab.seeding import derive_seed
 from stemlab.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from stemlab.train.config import TrainConfig, identity_diff, identity_hash, run_identity
+from stemlab.train.ema import EMA
 
 LossFn = Callable[[nn.Module, Any, torch.Generator], "tuple[torch.Tensor, Mapping[str, float]]"]
-DataFactory = Callable[[int], Iterator[Any]]  # batches of steps start, start + 1, ...
+DataFactory = Callable[[int], Iterator[Any]]  # micro-batches start, start + 1, ...
 EvalFn = Callable[[nn.Module], Mapping[str, float]]
+OptimizerFactory = Callable[[nn.Module, TrainConfig], "dict[str, torch.optim.Optimizer]"]
 
 PREEMPT_SIGNALS = ("SIGTERM", "SIGUSR1")
 
@@ -56,48 +61,56 @@ class TrainResult:
     identity: dict[str, Any]
     identity_hash: str
     checkpoint: Path | None
+    weights: dict[str, torch.Tensor]  # what final.pt holds: the saved state, EMA weights where EMA is on
 
 
-def resolve_device(spec: str) -> torch.device:
-    """'auto' → cuda when available, else cpu; an explicit cuda device that is absent is an error."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(spec)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise StemlabError(f"train.device is {spec!r} but no CUDA device is visible; set train.device: auto or cpu")
-    return device
+def adamw(model: nn.Module, cfg: TrainConfig, groups: list[dict] | None = None) -> dict[str, torch.optim.Optimizer]:
+    """The default: one AdamW over `groups` (default: every trainable parameter); none without parameters."""
+    if groups is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups = [{"params": params}] if params else []
+    if not groups:
+        return {}
+    return {"main": torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)}
 
 
-def device_info(device: torch.device) -> dict[str, Any]:
-    """Where this run executed: recorded in meta.json (the SLURM test reads CUDA_VISIBLE_DEVICES here)."""
-    info: dict[str, Any] = {
-        "device": str(device),
-        "host": socket.gethostname(),
-        "torch": str(torch.__version__),
-        "torch_threads": torch.get_num_threads(),
-        "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES"),
-        "cuda_available": torch.cuda.is_available(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-        "slurm_job_gpus": os.environ.get("SLURM_JOB_GPUS") or os.environ.get("SLURM_STEP_GPUS"),
-        "slurm_node": os.environ.get("SLURMD_NODENAME"),
-    }
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        info["cuda_device_name"] = torch.cuda.get_device_name(index)
-        info["cuda_version"] = str(torch.version.cuda)
-    return info
+class StepContext:
+    """What a task that takes over the step (its own backward and optimizers) gets from the loop."""
+
+    def __init__(self, step: int, generator: torch.Generator, optimizers: dict, scaler: torch.amp.GradScaler,
+                 micro_batches: int, clip: float, seed: int, device: torch.device) -> None:  # fmt: skip
+        self.step, self.generator, self.optimizers = step, generator, optimizers
+        self.micro_batches, self._scaler, self._clip = micro_batches, scaler, clip
+        self._seed, self._device = seed, device
+        self.grad_norms: dict[str, float] = {}
+
+    def seed_micro(self, micro: int) -> None:
+        """Re-seed the step generator for micro-batch `micro` (0 is how the step starts)."""
+        self.generator.manual_seed(step_seed(self._seed, "step", self.step, micro))
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self._scaler.scale(loss).backward()
+
+    def zero_grad(self, name: str = "main") -> None:
+        self.optimizers[name].zero_grad(set_to_none=True)
+
+    def step_optimizer(self, name: str = "main") -> float:
+        """Unscale, clip (grad_clip) and step one optimizer; returns its gradient norm before clipping."""
+        optimizer = self.optimizers[name]
+        self._scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        norm = float(torch.nn.utils.clip_grad_norm_(params, self._clip))
+        self._scaler.step(optimizer)
+        self.grad_norms[name] = norm
+        return norm
 
 
-def move_to(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, np.ndarray):
-        return torch.from_numpy(batch).to(device, non_blocking=True)
-    if isinstance(batch, Mapping):
-        return {k: move_to(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(move_to(v, device) for v in batch)
-    return batch
+StepFn = Callable[[nn.Module, "list[Any]", StepContext], "tuple[torch.Tensor, Mapping[str, float]]"]
+
+
+def step_seed(seed: int, purpose: str, step: int, micro: int = 0) -> int:
+    """Seed of one micro-batch of one step (micro-batch 0 keeps the seed of a loop without accumulation)."""
+    return derive_seed(seed, purpose, step) if micro == 0 else derive_seed(seed, purpose, step, "micro", micro)
 
 
 class _StopRequest:
@@ -124,17 +137,6 @@ class _StopRequest:
 
 
 @contextlib.contextmanager
-def _scoped_torch_rng(device: torch.device, seed: int) -> Iterator[None]:
-    """Seed torch's default generators for one step only; the process-wide state is restored after."""
-    cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices):
-        torch.default_generator.manual_seed(seed)
-        for index in cuda_devices:
-            torch.cuda.default_generators[index].manual_seed(seed)
-        yield
-
-
-@contextlib.contextmanager
 def _closing_iterator(iterator: Iterator[Any]) -> Iterator[None]:
     """Close a generator-based data pipeline (its prefetch threads) when the loop ends, however it ends."""
     try:
@@ -143,24 +145,6 @@ def _closing_iterator(iterator: Iterator[Any]) -> Iterator[None]:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
-
-
-def seeded_init(seed: int) -> contextlib.AbstractContextManager[None]:
-    """Build models inside `with seeded_init(seed):` so their default initialisation is reproducible
-    (torch's layers draw from the process-wide generator, which this scope seeds and then restores)."""
-    return _scoped_torch_rng(torch.device("cpu"), seed)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with `n` torch intra-op threads (0: unchanged), restoring the previous count after."""
-    previous = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -181,25 +165,41 @@ def _deterministic(enabled: bool) -> Iterator[None]:
         det.fill_uninitialized_memory = previous_fill
 
 
+def saved_state_keys(model: nn.Module, frozen: Mapping[str, nn.Module]) -> list[str]:
+    """State entries a checkpoint keeps: all but frozen parameters and the entries of frozen submodules."""
+    frozen_params = {name for name, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    prefixes = tuple(f"{name}." for name in frozen)
+    return [k for k in model.state_dict() if k not in frozen_params and not k.startswith(prefixes)]
+
+
 class Trainer:
-    """Train `model` on `loss_fn(model, batch, generator)` over batches from `data(start_step)`.
+    """Train `model` on `loss_fn(model, batch, generator)` over micro-batches from `data(start)`.
 
     `identity` describes everything besides the TrainConfig that shapes the result (model config,
-    data description): a checkpoint written under another identity is refused, not resumed.
+    data description, input digests): a checkpoint written under another identity is refused, not
+    resumed. Hooks a task may set: `optimizers(model, cfg)` (named optimizers, default one AdamW over the
+    trainable parameters; none for a non-gradient fit), `step_fn(model, micro_batches, ctx)` (the task
+    does its own backward and optimizer steps through `ctx`), `frozen` (named submodules that are never
+    trained, kept in eval mode and left out of checkpoints).
     """
 
     def __init__(
         self,
         model: nn.Module,
-        loss_fn: LossFn,
-        data: DataFactory,
+        loss_fn: LossFn | None,
+        data: Callable[[int], Iterator[Any]],
         config: TrainConfig,
         checkpoint_dir: str | os.PathLike[str],
         *,
         identity: Mapping[str, Any] | None = None,
         eval_fn: EvalFn | None = None,
         desc: str = "train",
+        optimizers: OptimizerFactory | None = None,
+        step_fn: StepFn | None = None,
+        frozen: Mapping[str, nn.Module] | None = None,
     ) -> None:
+        if loss_fn is None and step_fn is None:
+            raise ValueError("a Trainer needs a loss_fn or a step_fn")
         self.model = model
         self.loss_fn = loss_fn
         self.data = data
@@ -210,24 +210,40 @@ class Trainer:
         self.eval_fn = eval_fn
         self.desc = desc
         self.device = resolve_device(config.device)
+        self.make_optimizers = optimizers or adamw
+        self.step_fn = step_fn
+        self.frozen = dict(frozen or {})
+        self.ema: EMA | None = None
 
     # ------------------------------------------------------------------ state
-    def _state(self, step: int, optimizer, scheduler, scaler, history, runs, generator) -> dict[str, Any]:
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        state = self.model.state_dict()
+        return {k: state[k].detach().cpu() for k in self._saved_keys}
+
+    def _state(self, step: int, optimizers, schedulers, scaler, history, runs, generator) -> dict[str, Any]:
         return {
             "identity_hash": self.identity_hash,
             "identity": self.identity,
             "config": self.config.to_dict(),
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "model": self._model_state(),
+            "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+            "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
             "scaler": scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             # every random draw is re-derived from (seed, step); the generator state is kept for audit
-            "rng": {"scheme": "derive_seed(seed, 'step', s) per step", "step_generator": generator.get_state().cpu()},
+            "rng": {"scheme": "derive_seed(seed, 'step', s[, 'micro', m]) per micro-batch", "step_generator": generator.get_state().cpu()},
             "history": history,
             "runs": runs,
         }
 
-    def _restore(self, optimizer, scheduler, scaler) -> tuple[int, list, list, Path | None]:
+    def _load_model_state(self, state: dict[str, torch.Tensor], where: Path) -> None:
+        missing, unexpected = self.model.load_state_dict(state, strict=False)
+        absent = sorted(set(missing) & set(self._saved_keys))
+        if absent or unexpected:
+            wrong = (absent or list(unexpected))[0]
+            raise StemlabError(f"{where}: checkpoint does not fit the model (entry {wrong}); delete {self.checkpoint_dir} to start over")
+
+    def _restore(self, optimizers, schedulers, scaler) -> tuple[int, list, list, Path | None]:
         found = latest_checkpoint(self.checkpoint_dir)
         if found is None:
             return 0, [], [], None
@@ -246,39 +262,86 @@ class Trainer:
                 f"{path}: unfinished run with a different training setup (differs in "
                 f"{', '.join(differing[:6])}); restore that config to resume it, or delete {self.checkpoint_dir} to start over"
             )
-        self.model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        self._load_model_state(state["model"], path)
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        for name, scheduler in schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
         scaler.load_state_dict(state["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         log.info("resuming %s from %s (step %d of %d)", self.desc, path, step, self.config.steps)
         return int(state["step"]), list(state["history"]), list(state["runs"]), path
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for module in self.frozen.values():
+            module.eval()
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         cfg, device, model = self.config, self.device, self.model
         with _deterministic(cfg.deterministic), torch_threads(cfg.cpu_threads):
+            for module in self.frozen.values():
+                module.requires_grad_(False)
+            self._saved_keys = saved_state_keys(model, self.frozen)
             model.to(device)
-            params = [p for p in model.parameters() if p.requires_grad]
-            optimizer = torch.optim.AdamW(
-                params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay
-            )
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cfg.lr_factor)
+            optimizers = self.make_optimizers(model, cfg)
+            schedulers = {name: torch.optim.lr_scheduler.LambdaLR(o, cfg.lr_factor) for name, o in optimizers.items()}
             scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
-            start, history, runs, ckpt = self._restore(optimizer, scheduler, scaler)
+            self.ema = EMA(model, cfg.ema_decay, cfg.ema_rampup) if cfg.ema_decay > 0 else None
+            start, history, runs, ckpt = self._restore(optimizers, schedulers, scaler)
             runs.append({"start_step": start, "end_step": start, **device_info(device)})
             generator = torch.Generator(device=device)
-            if start >= cfg.steps:
-                return TrainResult(start, history, runs, self.identity, self.identity_hash, ckpt)
-            return self._run(start, history, runs, optimizer, scheduler, scaler, generator, params)
+            if start < cfg.steps:
+                ckpt = self._run(start, history, runs, optimizers, schedulers, scaler, generator)
+            return TrainResult(max(start, cfg.steps), history, runs, self.identity, self.identity_hash, ckpt, self.export_state())
 
-    def _run(self, start, history, runs, optimizer, scheduler, scaler, generator, params) -> TrainResult:
-        cfg, device, model = self.config, self.device, self.model
-        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    def export_state(self) -> dict[str, torch.Tensor]:
+        """The saved model state, with the EMA weights in place of the raw ones when EMA is on."""
+        if self.ema is None:
+            return self._model_state()
+        with self.ema.swapped_in(self.model):
+            return {k: v.clone() for k, v in self._model_state().items()}
+
+    def _default_step(self, micro_batches: list[Any], step: int, generator, optimizers, scaler, clip):
+        for optimizer in optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.config.precision)
+        n = len(micro_batches)
+        total = torch.zeros((), device=self.device)
+        sums: dict[str, float] = {}
+        for micro, batch in enumerate(micro_batches):
+            generator.manual_seed(step_seed(self.config.seed, "step", step, micro))
+            with scoped_torch_rng(self.device, step_seed(self.config.seed, "torch-default", step, micro)):
+                with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    loss, metrics = self.loss_fn(self.model, batch, generator)
+                self._check_finite(loss, step)
+                scaler.scale(loss / n).backward()
+            total = total + loss.detach() / n
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / n
+        norms = {}
+        for name, optimizer in optimizers.items():
+            scaler.unscale_(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            norms[name] = float(torch.nn.utils.clip_grad_norm_(params, clip))
+            scaler.step(optimizer)
+        return total, sums, norms
+
+    def _check_finite(self, loss: torch.Tensor, step: int) -> None:
+        if not torch.isfinite(loss):
+            raise StemlabError(
+                f"{self.desc}: loss is {loss.item()} at step {step + 1}; lower the learning rate or set grad_clip"
+            )
+
+    def _run(self, start, history, runs, optimizers, schedulers, scaler, generator) -> Path | None:
+        cfg = self.config
         clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
         t_run = time.monotonic()
         last_ckpt = t_run
         ckpt: Path | None = None
-        batches = iter(self.data(start))
+        batches = iter(self.data(start * cfg.grad_accum))
         bar = tqdm(
             total=cfg.steps, initial=start, desc=self.desc, file=sys.stderr, mininterval=5.0, ascii=True, dynamic_ncols=False
         )
@@ -289,7 +352,7 @@ class Trainer:
             path = save_checkpoint(
                 self.checkpoint_dir,
                 done,
-                self._state(done, optimizer, scheduler, scaler, history, runs, generator),
+                self._state(done, optimizers, schedulers, scaler, history, runs, generator),
                 cfg.keep_checkpoints,
             )
             log.info("checkpoint %s", path)
@@ -297,36 +360,35 @@ class Trainer:
 
         step_delay = training_step_delay()  # test-only (stemlab.faults); 0 outside the SLURM requeue test
         with _StopRequest() as stop, contextlib.closing(bar), _closing_iterator(batches):
-            log.info("%s: training steps %d..%d on %s", self.desc, start + 1, cfg.steps, device)
+            log.info("%s: training steps %d..%d on %s", self.desc, start + 1, cfg.steps, self.device)
             for step in range(start, cfg.steps):
                 t0 = time.monotonic()
-                try:
-                    batch = move_to(next(batches), device)
-                except StopIteration:
-                    raise StemlabError(
-                        f"training data ran out at step {step} of {cfg.steps}; the data factory must be endless"
-                    ) from None
-                generator.manual_seed(derive_seed(cfg.seed, "step", step))
-                model.train()
-                with _scoped_torch_rng(device, derive_seed(cfg.seed, "torch-default", step)):
-                    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                        loss, metrics = self.loss_fn(model, batch, generator)
-                    if not torch.isfinite(loss):
-                        raise StemlabError(
-                            f"{self.desc}: loss is {loss.item()} at step {step + 1}; lower the learning rate or set grad_clip"
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                    grad_norm = torch.nn.utils.clip_grad_norm_(params, clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                lr = optimizer.param_groups[0]["lr"]
-                scheduler.step()
+                micro_batches = [self._next(batches, step) for _ in range(cfg.grad_accum)]
+                self._train_mode()
+                if self.step_fn is None:
+                    loss, metrics, norms = self._default_step(micro_batches, step, generator, optimizers, scaler, clip)
+                else:
+                    generator.manual_seed(step_seed(cfg.seed, "step", step))
+                    ctx = StepContext(step, generator, optimizers, scaler, cfg.grad_accum, clip, cfg.seed, self.device)
+                    with scoped_torch_rng(self.device, step_seed(cfg.seed, "torch-default", step)):
+                        loss, metrics = self.step_fn(self.model, micro_batches, ctx)
+                    self._check_finite(loss, step)
+                    norms = ctx.grad_norms
+                scaler.update()
+                lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else None
+                for scheduler in schedulers.values():
+                    scheduler.step()
+                if self.ema is not None:
+                    self.ema.update(self.model)
                 done = step + 1
                 if done % cfg.log_every == 0 or done == cfg.steps:
-                    row = {"step": done, "split": "train", "loss": float(loss.detach()), "lr": lr}
-                    row["grad_norm"] = float(grad_norm)
+                    row: dict[str, Any] = {"step": done, "split": "train", "loss": float(loss.detach())}
+                    if lr is not None:
+                        row["lr"] = lr
+                    if len(norms) == 1:
+                        row["grad_norm"] = next(iter(norms.values()))
+                    else:
+                        row.update({f"grad_norm_{name}": value for name, value in norms.items()})
                     row.update({k: float(v) for k, v in metrics.items()})
                     row["step_s"] = round(time.monotonic() - t0, 4)
                     history.append(row)
@@ -334,9 +396,7 @@ class Trainer:
                 bar.update(1)
                 if step_delay:
                     time.sleep(step_delay)
-                if self.eval_fn is not None and (
-                    (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps
-                ):
+                if self.eval_fn is not None and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
                     history.append({"step": done, "split": "valid", **self.evaluate()})
                     log.info("%s step %d valid %s", self.desc, done, history[-1])
                 if stop.signal_name:
@@ -350,15 +410,25 @@ class Trainer:
                 if due_steps or due_time or done == cfg.steps:
                     ckpt = checkpoint(done)
                     last_ckpt = time.monotonic()
-        return TrainResult(cfg.steps, history, runs, self.identity, self.identity_hash, ckpt)
+        return ckpt
+
+    def _next(self, batches: Iterator[Any], step: int) -> Any:
+        try:
+            return move_to(next(batches), self.device)
+        except StopIteration:
+            raise StemlabError(
+                f"training data ran out at step {step} of {self.config.steps}; the data factory must be endless"
+            ) from None
 
     def evaluate(self) -> dict[str, float]:
-        """Run `eval_fn` in eval mode without gradients; it cannot perturb the training RNG streams."""
+        """Run `eval_fn` (on the EMA weights when EMA is on) in eval mode without gradients; it cannot
+        perturb the training RNG streams."""
         assert self.eval_fn is not None
         was_training = self.model.training
         self.model.eval()
+        swap = self.ema.swapped_in(self.model) if self.ema is not None else contextlib.nullcontext()
         try:
-            with torch.no_grad(), _scoped_torch_rng(self.device, derive_seed(self.config.seed, "eval")):
+            with torch.no_grad(), swap, scoped_torch_rng(self.device, derive_seed(self.config.seed, "eval")):
                 return {k: float(v) for k, v in self.eval_fn(self.model).items()}
         finally:
             self.model.train(was_training)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stemlab.atomic import atomic_path, write_text
+from stemlab.atomic import atomic_path, write_json
 from stemlab.train.loop import TrainResult
 
 
@@ -24,10 +23,6 @@ def write_history_csv(history: list[dict[str, Any]], path: str | os.PathLike[str
             writer = csv.DictWriter(fh, fieldnames=columns or ["step"], restval="")
             writer.writeheader()
             writer.writerows(history)
-
-
-def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def save_weights(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
@@ -61,4 +56,4 @@ def write_training_outputs(
         "train_wall_s": round(sum(r.get("wall_s", 0.0) for r in result.runs), 3),
         **meta,
     }
-    write_json(summary, out_dir / "meta.json")
+    write_json(out_dir / "meta.json", summary)

@@ -1,0 +1,174 @@
+"""The models of the workflow as rows of a table derived from the config (parse-time safe: stdlib only).
+
+Each enabled `models.<name>` section becomes a ModelPlan: its task module, seeds, and the inputs its
+train and evaluate jobs declare (segment tables of its windows per corpus, canonical stem shards, the
+final.pt of upstream models, pretrained folders). The generic rules (workflow/rules/train.smk,
+evaluate.smk) read these rows through common.smk; a job gets the model section and its input paths as
+one JSON config (stemlab.train.job).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stemlab.errors import StemlabError
+
+MODELS_DIR = "results/models"
+EVAL_DIR = "results/eval"
+TABLES_DIR = "results/tables"
+STEMS_ROOT = "results/data/stems"
+PRETRAINED_DIR = "resources/pretrained"
+TRAIN_OUTPUTS = ("final.pt", "train_log.csv", "meta.json")
+EVAL_OUTPUTS = ("items.parquet", "meta.json")
+# tables other rules write into results/tables: no model may be named like them
+RESERVED_NAMES = frozenset({"corpora", "synth_validity", "synth_validity_songs", "benchmark"})
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    name: str
+    task: str
+    seeds: tuple[int, ...]
+    windows: tuple[str, ...]
+    corpora: tuple[str, ...]  # those of inputs.corpora that the data stage builds
+    upstream: tuple[str, ...]
+    pretrained: tuple[str, ...]
+    section: Mapping[str, Any]
+
+
+def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[str, ModelPlan]:
+    """The enabled models that have data, by name. A model whose windows need corpora of which none is
+    built is left out (as is everything downstream of it); a broken reference is a one-line error."""
+    models = config.get("models") or {}
+    windows_known = set((config.get("data") or {}).get("segments") or {})
+    pretrained_known = set(config.get("pretrained") or {})
+    plans: dict[str, ModelPlan] = {}
+    for name in sorted(models):
+        section = models[name]
+        if not section.get("enabled", True):
+            continue
+        key = f"models.{name}"
+        if name in RESERVED_NAMES:
+            raise StemlabError(f"{key}: the name {name!r} is taken by another table of results/tables; rename the model")
+        if not section.get("task"):
+            raise StemlabError(f"{key}.task is missing; name the Python module that registers the model's task")
+        inputs = section.get("inputs") or {}
+        windows = tuple(inputs.get("windows") or ())
+        unknown = [w for w in windows if w not in windows_known]
+        if unknown:
+            raise StemlabError(f"{key}.inputs.windows: no segment window {unknown[0]!r} in data.segments; add it there or fix the name")
+        missing_pretrained = [p for p in inputs.get("pretrained") or () if p not in pretrained_known]
+        if missing_pretrained:
+            raise StemlabError(f"{key}.inputs.pretrained: no pretrained download {missing_pretrained[0]!r}; add it under pretrained:")
+        corpora = tuple(c for c in inputs.get("corpora") or () if c in data_corpora)
+        if windows and not corpora:
+            continue
+        seeds = tuple(section.get("seeds") or config.get("seeds") or ())
+        if not seeds:
+            raise StemlabError(f"{key}: no seeds; set the top-level seeds or {key}.seeds")
+        plans[name] = ModelPlan(
+            name=name,
+            task=str(section["task"]),
+            seeds=seeds,
+            windows=windows,
+            corpora=corpora,
+            upstream=tuple(inputs.get("upstream") or ()),
+            pretrained=tuple(inputs.get("pretrained") or ()),
+            section=section,
+        )
+    for plan in plans.values():
+        for up in plan.upstream:
+            if up not in plans:
+                raise StemlabError(f"models.{plan.name}.inputs.upstream: model {up!r} is not enabled or has no data; enable it")
+    _check_acyclic(plans)
+    return plans
+
+
+def _check_acyclic(plans: Mapping[str, ModelPlan]) -> None:
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join((*path[path.index(name) :], name))
+            raise StemlabError(f"models: upstream models form a cycle ({cycle}); break it in models.<model>.inputs.upstream")
+        state[name] = 1
+        for up in plans[name].upstream:
+            visit(up, (*path, name))
+        state[name] = 2
+
+    for name in plans:
+        visit(name, ())
+
+
+def model_dir(model: str, seed: int | str) -> str:
+    return f"{MODELS_DIR}/{model}/seed-{seed}"
+
+
+def eval_dir(model: str, seed: int | str) -> str:
+    return f"{EVAL_DIR}/{model}/seed-{seed}"
+
+
+def summary_table(model: str) -> str:
+    return f"{TABLES_DIR}/{model}.csv"
+
+
+def upstream_seed(plan: ModelPlan, seed: int) -> int:
+    """The seed of an upstream model that a run of `seed` loads: the same one, else its first."""
+    return seed if seed in plan.seeds else plan.seeds[0]
+
+
+def job_inputs(
+    plans: Mapping[str, ModelPlan], name: str, seed: int, shards: Callable[[str], Sequence[str]]
+) -> dict[str, Any]:
+    """The input paths of one (model, seed) job, by kind (the `inputs` of its job config)."""
+    plan = plans[name]
+    segments = {w: [f"results/data/segments/{c}/{w}.parquet" for c in plan.corpora] for w in plan.windows}
+    stems = [f"{STEMS_ROOT}/{c}/{s}" for c in plan.corpora for s in shards(c)] if plan.windows else []
+    upstream = {
+        up: f"{model_dir(up, upstream_seed(plans[up], seed))}/final.pt" for up in plan.upstream
+    }
+    pretrained = {p: f"{PRETRAINED_DIR}/{p}" for p in plan.pretrained}
+    return {
+        "segments": segments,
+        "stems_root": STEMS_ROOT if plan.windows else None,
+        "stems": stems,
+        "upstream": upstream,
+        "pretrained": pretrained,
+    }
+
+
+def input_files(inputs: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The same paths flattened per kind, as a rule's named inputs."""
+    return {
+        "segments": [p for paths in inputs["segments"].values() for p in paths],
+        "stems": list(inputs["stems"]),
+        "upstream": list(inputs["upstream"].values()),
+        "pretrained": list(inputs["pretrained"].values()),
+    }
+
+
+def job_config(config: Mapping[str, Any], plan: ModelPlan, seed: int, inputs: Mapping[str, Any], kind: str) -> str:
+    """The JSON a job of `kind` (train, eval, summary) gets: only what can change its result, so that
+    an edit of the evaluation settings does not retrain and a resources edit reruns nothing."""
+    section = plan.section
+    job: dict[str, Any] = {"model": plan.name, "task": plan.task, "seed": seed}
+    if kind in ("train", "eval"):
+        job |= {
+            "loop": section.get("loop") or {},
+            "settings": section.get("settings") or {},
+            "inputs": dict(inputs),
+            "device": config["train"]["device"],
+            "cpu_threads": config["train"]["cpu_threads"],
+        }
+    if kind == "eval":
+        job["eval"] = section.get("eval") or {}
+    if kind == "summary":
+        job["bootstrap"] = config["summary"]["bootstrap"]
+    if kind not in ("train", "eval", "summary"):
+        raise ValueError(f"unknown job kind {kind!r}")
+    return json.dumps(job, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,99 @@
+"""The one JSON config a train or evaluate rule hands its job: the model section plus its input paths.
+
+    {"model": "fxprocessor", "task": "stemlab.megami.fxprocessor_task", "seed": 1,
+     "loop": {...}, "settings": {...}, "eval": {...},            # models.<model> of the validated config
+     "inputs": {"segments": {"megami": ["results/data/segments/synthetic/megami.parquet"]},
+                "stems_root": "results/data/stems", "stems": ["results/data/stems/synthetic/shard-00000"],
+                "upstream": {"clap": "results/models/clap/seed-1/final.pt"},
+                "pretrained": {"clap_music": "resources/pretrained/clap_music"}},
+     "device": "auto", "cpu_threads": 2, "bootstrap": 2000}
+
+Every path in `inputs` is a declared input of the rule. The train job carries no `eval` section (an edit
+of the evaluation settings does not retrain).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stemlab.errors import StemlabError
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    segments: dict[str, list[str]] = field(default_factory=dict)  # window -> segment tables (one per corpus)
+    stems_root: str | None = None
+    stems: list[str] = field(default_factory=list)  # canonical stem shard folders
+    upstream: dict[str, str] = field(default_factory=dict)  # model -> its final.pt
+    pretrained: dict[str, str] = field(default_factory=dict)  # pretrained download -> its folder
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> JobInputs:
+        unknown = sorted(set(values) - {"segments", "stems_root", "stems", "upstream", "pretrained"})
+        if unknown:
+            raise StemlabError(f"job config: unknown inputs key {unknown[0]!r}; regenerate the job config with the workflow")
+        return cls(
+            segments={str(k): [str(p) for p in v] for k, v in (values.get("segments") or {}).items()},
+            stems_root=values.get("stems_root"),
+            stems=[str(p) for p in values.get("stems") or []],
+            upstream={str(k): str(v) for k, v in (values.get("upstream") or {}).items()},
+            pretrained={str(k): str(v) for k, v in (values.get("pretrained") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    task: str
+    seed: int
+    loop: dict[str, Any]
+    settings: dict[str, Any]
+    eval: dict[str, Any]
+    inputs: JobInputs
+    device: str = "auto"
+    cpu_threads: int = 2
+    bootstrap: int = 2000
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Job:
+        missing = [k for k in ("model", "task", "seed") if k not in values]
+        if missing:
+            raise StemlabError(f"job config lacks {missing[0]!r}; pass the JSON the workflow writes (see stemlab.train.job)")
+        known = {"model", "task", "seed", "loop", "settings", "eval", "inputs", "device", "cpu_threads", "bootstrap"}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise StemlabError(f"job config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+        return cls(
+            model=str(values["model"]),
+            task=str(values["task"]),
+            seed=int(values["seed"]),
+            loop=dict(values.get("loop") or {}),
+            settings=dict(values.get("settings") or {}),
+            eval=dict(values.get("eval") or {}),
+            inputs=JobInputs.from_dict(values.get("inputs") or {}),
+            device=str(values.get("device", "auto")),
+            cpu_threads=int(values.get("cpu_threads", 2)),
+            bootstrap=int(values.get("bootstrap", 2000)),
+        )
+
+
+def read_job(text: str) -> Job:
+    """A job from `--config`: inline JSON (what the rules pass) or the path of a JSON file."""
+    source = "--config"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise StemlabError(f"{path}: job config not found; pass a JSON file or inline JSON to --config")
+        text, source = path.read_text(encoding="utf-8"), os.fspath(path)
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StemlabError(f"{source}: job config is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(values, dict):
+        raise StemlabError(f"{source}: job config must be a JSON object")
+    return Job.from_dict(values)
