@@ -67,6 +67,7 @@ def summarize(
     group_cols = [*keys, "system", "metric"]
     for group, part in frame.groupby(group_cols, sort=False, dropna=False):
         values = dict(zip(group_cols, group if isinstance(group, tuple) else (group,)))
+        part = part.sort_values(["seed", "item"], kind="stable")  # row order must not change the resamples
         per_seed = [g["value"].to_numpy(dtype=np.float64) for _, g in part.groupby("seed", sort=True)]
         seed_means = np.array([v.mean() for v in per_seed])
         generator = rng(0, "bootstrap", str(part["model"].iloc[0]), *(str(values[c]) for c in group_cols))
