@@ -68,8 +68,13 @@ def test_config_errors_name_the_key():
         sources.corpus_source(bad, "medleydb")
     with pytest.raises(StemlabError, match="unknown corpus"):
         sources.corpus_source(bad, "slakh")
-    with pytest.raises(StemlabError, match=r"checkpoints\.clap\.url"):
-        sources.checkpoint_source({"checkpoints": {"clap": {"enabled": True}}}, "clap")
+    with pytest.raises(StemlabError, match=r"pretrained\.clap\.files\[0\]\.url"):
+        sources.pretrained_files({"pretrained": {"clap": {"files": [{"path": "a.pt"}]}}}, "clap")
+    for bad_path in ("../a.pt", "/etc/a.pt", "w/../../a.pt", ""):
+        with pytest.raises(StemlabError, match=r"pretrained\.clap\.files\[0\]\.path"):
+            sources.pretrained_files({"pretrained": {"clap": {"files": [{"path": bad_path, "url": "x"}]}}}, "clap")
+    with pytest.raises(StemlabError, match="listed twice"):
+        sources.pretrained_files({"pretrained": {"c": {"files": [{"path": "a", "url": "x"}, {"path": "./a", "url": "y"}]}}}, "c")
     with pytest.raises(StemlabError, match="no soundfont named 'gm'"):
         sources.soundfont_source({"soundfonts": []}, "gm")
 
@@ -132,6 +137,7 @@ def test_download_rules_end_to_end(tmp_path):
     with FileServer() as server:
         server.state.files["/records/1/files/musdb18hq.zip"] = musdb_zip.read_bytes()
         server.state.files["/models/clap.pt"] = ckpt
+        server.state.files["/models/config.json"] = b'{"embed_dim": 512}\n'
         # the first response for the corpus is cut mid-body
         cut = musdb_zip.stat().st_size // 2
         server.state.drop_after, server.state.drop_times = cut, 1
@@ -143,8 +149,10 @@ def test_download_rules_end_to_end(tmp_path):
                 "medleydb": {"enabled": True, "path": str(medley_tgz), "sha256": _sha(medley_tgz)},
                 "moisesdb": {"enabled": True},
             }},
-            "checkpoints": {"clap": {"enabled": True, "url": server.url("/models/clap.pt"),
-                                     "sha256": hashlib.sha256(ckpt).hexdigest()}},
+            "pretrained": {"clap": {"files": [
+                {"path": "weights/clap.pt", "url": server.url("/models/clap.pt"), "sha256": hashlib.sha256(ckpt).hexdigest()},
+                {"path": "config.json", "url": server.url("/models/config.json"), "sha256": None},
+            ]}},
             "soundfonts": [{"name": "test", "url": font.as_uri(), "sha256": _sha(font)}],
         }
         dry = _run(workdir, overlay, "downloads", "-n")
@@ -160,7 +168,16 @@ def test_download_rules_end_to_end(tmp_path):
     assert [r["range"] for r in server.state.requests if "musdb" in r["path"]] == [None, f"bytes={cut}-"]
     assert _tree(workdir / "resources/corpora/medleydb") == MEDLEY
     assert (workdir / "resources/soundfonts/test.sf2").read_bytes() == font.read_bytes()
-    assert (workdir / "resources/checkpoints/clap/clap.pt").read_bytes() == ckpt
+    snapshot = workdir / "resources/pretrained/clap"
+    assert (snapshot / "weights/clap.pt").read_bytes() == ckpt
+    assert (snapshot / "config.json").read_bytes() == b'{"embed_dim": 512}\n'
+    from stemlab.download.pretrained import snapshot_digests
+
+    assert snapshot_digests(snapshot) == {
+        "weights/clap.pt": hashlib.sha256(ckpt).hexdigest(), "config.json": hashlib.sha256(b'{"embed_dim": 512}\n').hexdigest()
+    }  # fmt: skip
+    # the bytes arrived in the resumable cache; the snapshot holds hard links to them, not copies
+    assert (snapshot / "weights/clap.pt").stat().st_ino == (workdir / "resources/downloads/pretrained/clap/weights/clap.pt").stat().st_ino
 
     assert not (workdir / "resources/corpora/moisesdb").exists()
     log = (workdir / "logs/download/extract_corpus/moisesdb.log").read_text().strip().splitlines()

@@ -158,8 +158,8 @@ def test_transient_errors_are_retried(server, tmp_path):
 
 def test_not_found_fails_at_once_naming_the_key(server, tmp_path):
     with pytest.raises(StemlabError) as err:
-        fetch(server.url("/missing.zip"), tmp_path / "m.zip", None, key="checkpoints.clap", retries=5, **FAST)
-    assert "HTTP 404" in str(err.value) and "checkpoints.clap.url" in str(err.value)
+        fetch(server.url("/missing.zip"), tmp_path / "m.zip", None, key="pretrained.clap", retries=5, **FAST)
+    assert "HTTP 404" in str(err.value) and "pretrained.clap.url" in str(err.value)
     assert len(server.state.requests) == 1
     assert _leftovers(tmp_path) == []
 
@@ -167,8 +167,8 @@ def test_not_found_fails_at_once_naming_the_key(server, tmp_path):
 def test_no_sha256_accepts_and_reports_hash(server, tmp_path, caplog):
     dest = tmp_path / "corpus.zip"
     with caplog.at_level("WARNING", logger="stemlab.download"):
-        assert fetch(server.url("/corpus.zip"), dest, None, key="checkpoints.x", **FAST) == SHA
-    assert SHA in caplog.text and "checkpoints.x.sha256" in caplog.text
+        assert fetch(server.url("/corpus.zip"), dest, None, key="pretrained.x", **FAST) == SHA
+    assert SHA in caplog.text and "pretrained.x.sha256" in caplog.text
 
 
 def test_file_url_and_local_path(tmp_path):

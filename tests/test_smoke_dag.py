@@ -56,7 +56,7 @@ def test_report_builds(smoke_run):
 
 
 def test_smoke_validity_table_meets_the_paper_targets(smoke_run):
-    """Issue 3's validity targets on the smoke songs, as the synth_validity rule's table and log print them."""
+    """The paper's validity targets on the smoke songs, as the synth_validity rule's table and log print them."""
     import pandas as pd
 
     table = pd.read_csv(smoke_run / "results" / "tables" / "synth_validity.csv").set_index("group")

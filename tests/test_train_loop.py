@@ -291,20 +291,25 @@ def test_bf16_autocast_trains_deterministically(tmp_path):
     assert all(np.isfinite(r["loss"]) for r in ra.history)
 
 
-def test_code_digest_follows_the_source(tmp_path, monkeypatch):
-    import importlib
-    import sys as _sys
-
+def test_code_digest_follows_every_stemlab_file_the_task_imports(tmp_path, monkeypatch):
+    """The digest covers the task module and the stemlab modules it imports (here: a helper module), so an
+    edit of either retrains; an unrelated module does not count."""
+    from stemlab import codegraph
     from stemlab.train.config import code_digest
 
-    (tmp_path / "fake_model_mod.py").write_text("X = 1\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    mod = importlib.import_module("fake_model_mod")
-    first = code_digest([mod])
-    assert first == code_digest([mod])
-    (tmp_path / "fake_model_mod.py").write_text("X = 2\n")
-    assert code_digest([mod]) != first
-    _sys.modules.pop("fake_model_mod", None)
+    pkg = tmp_path / "stemlab"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "mytask.py").write_text("from stemlab.myhelper import X\n")
+    (pkg / "myhelper.py").write_text("X = 1\n")
+    (pkg / "unrelated.py").write_text("Y = 1\n")
+    monkeypatch.setattr(codegraph, "SCRIPTS_DIR", tmp_path)
+    first = code_digest("stemlab.mytask")
+    assert first == code_digest("stemlab.mytask")
+    (pkg / "unrelated.py").write_text("Y = 2\n")
+    assert code_digest("stemlab.mytask") == first
+    (pkg / "myhelper.py").write_text("X = 2\n")
+    assert code_digest("stemlab.mytask") != first
 
 
 def test_weights_do_not_depend_on_the_callers_thread_count(tmp_path):

@@ -118,7 +118,7 @@ def synth_shard_runtime_min():
     return int(10 + s["shard_size"] * seconds / 3 / synth_workers() / 60)
 
 
-# ---- validity, figures, export (issue 3b)
+# ---- validity, figures, export
 SYNTH_MANIFEST = "results/synth/manifest.parquet"
 SYNTH_ANALYSIS_TARGETS = [
     "results/tables/synth_validity.csv",
@@ -251,7 +251,7 @@ def data_split_tables():
 
 
 # --------------------------------------------------------------------------- downloads
-# (download.smk) Sources come from data.corpora.<corpus>.{path,url,sha256}, checkpoints.<name> and
+# (download.smk) Sources come from data.corpora.<corpus>.{path,url,sha256}, pretrained.<name>.files and
 # soundfonts[]; stemlab.download.sources reads them (stdlib only, cheap at parse time).
 
 
@@ -327,18 +327,24 @@ def extract_corpus_args(wildcards):
     return " ".join(shlex.quote(a) for a in args)
 
 
-def checkpoint_file(name):
-    """resources/checkpoints/<name>/<file named by the URL>: what a rule using checkpoint <name> asks for."""
-    return dl_sources.checkpoint_path(config, name)
+def pretrained_folder(name):
+    """resources/pretrained/<name>/: the snapshot a model listing <name> in inputs.pretrained reads."""
+    return dl_sources.pretrained_dir(name)
 
 
-def download_checkpoint_args(wildcards):
-    return _checked_fetch_args(
-        f"{dl_sources.CHECKPOINTS_DIR}/{wildcards.name}/{wildcards.file}",
-        dl_sources.checkpoint_path(config, wildcards.name),
-        f"checkpoints.{wildcards.name}",
-        dl_sources.checkpoint_source(config, wildcards.name),
-    )
+def download_pretrained_args(wildcards):
+    """The snapshot's files as one JSON word, and the folder their bytes arrive in."""
+    files = [
+        {
+            "path": f.path,
+            "url": f.source.url,
+            "sha256": f.source.sha256,
+            "key": f.source.key,
+        }
+        for f in dl_sources.pretrained_files(config, wildcards.name)
+    ]
+    cache = str(Path(dl_sources.pretrained_cache(wildcards.name, "x")).parent)
+    return f"--files {shlex.quote(json.dumps(files, sort_keys=True))} --cache {shlex.quote(cache)}"
 
 
 def soundfont_file(name):
@@ -351,10 +357,10 @@ def download_soundfont_args(wildcards):
 
 
 def download_targets():
-    """Every enabled corpus folder, enabled checkpoint and listed soundfont (target rule `downloads`)."""
+    """Every enabled corpus folder, pretrained snapshot and listed soundfont (target rule `downloads`)."""
     return (
         [corpus_dir(c) for c in enabled_corpora()]
-        + [checkpoint_file(n) for n in dl_sources.enabled_checkpoints(config)]
+        + [pretrained_folder(n) for n in dl_sources.pretrained_names(config)]
         + [soundfont_file(n) for n in dl_sources.soundfont_names(config)]
     )
 

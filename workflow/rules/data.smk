@@ -30,7 +30,7 @@ rule canonical_stems:
         args=data_stems_args,
     shell:
         "python -m stemlab.data stems --corpus {wildcards.corpus} --root {input} "
-        "--shard {wildcards.shard} {params.args} --out {output} 2> {log}"
+        "--shard {wildcards.shard} {params.args} --out {output} > {log} 2>&1"
 
 
 rule canonical_stems_synthetic:
@@ -52,7 +52,7 @@ rule canonical_stems_synthetic:
         args=data_synthetic_args,
     shell:
         "python -m stemlab.data synthetic --src {input} --shard {wildcards.shard} "
-        "{params.args} --out {output} 2> {log}"
+        "{params.args} --out {output} > {log} 2>&1"
 
 
 rule preprocess:
@@ -74,7 +74,7 @@ rule preprocess:
     params:
         args=data_features_args,
     shell:
-        "python -m stemlab.data features --stems {input} {params.args} --out {output} 2> {log}"
+        "python -m stemlab.data features --stems {input} {params.args} --out {output} > {log} 2>&1"
 
 
 rule segments_shard:
@@ -96,7 +96,7 @@ rule segments_shard:
     params:
         args=data_segments_args,
     shell:
-        "python -m stemlab.data segments --stems {input} {params.args} --out {output} 2> {log}"
+        "python -m stemlab.data segments --stems {input} {params.args} --out {output} > {log} 2>&1"
 
 
 rule segments:
@@ -116,7 +116,7 @@ rule segments:
         runtime=runtime_min(30),
         slurm_partition=cpu_partition(),
     shell:
-        "python -m stemlab.data merge-segments --window {wildcards.window} --out {output} {input} 2> {log}"
+        "python -m stemlab.data merge-segments --window {wildcards.window} --out {output} {input} > {log} 2>&1"
 
 
 rule splits:
@@ -135,7 +135,7 @@ rule splits:
         runtime=runtime_min(15),
         slurm_partition=cpu_partition(),
     shell:
-        "python -m stemlab.data splits --out {output} {input} 2> {log}"
+        "python -m stemlab.data splits --out {output} {input} > {log} 2>&1"
 
 
 rule corpora_table:
@@ -149,7 +149,7 @@ rule corpora_table:
     conda:
         "../../envs/data.yaml"
     shell:
-        "python -m stemlab.data summary --out {output} {input} 2> {log}"
+        "python -m stemlab.data summary --out {output} {input} > {log} 2>&1"
 
 
 rule corpora_figure:
@@ -168,4 +168,4 @@ rule corpora_figure:
     conda:
         "../../envs/figures.yaml"
     shell:
-        "python -m stemlab.data.figure --table {input} --out {output} 2> {log}"
+        "python -m stemlab.data.figure --table {input} --out {output} > {log} 2>&1"

@@ -1,6 +1,6 @@
 # Rules of the download stage; input functions live in common.smk ("downloads" block).
 #
-# Outputs (consumers: data.smk reads corpora, synth.smk soundfonts, train.smk checkpoints):
+# Outputs (consumers: data.smk reads corpora, synth.smk soundfonts, the models' jobs pretrained snapshots):
 #   resources/downloads/<corpus>/<file>     download_corpus: the archive named by data.corpora.<corpus>.url,
 #                                           sha256-verified; bytes arrive in <file>.part (resumed on re-run)
 #   resources/corpora/<corpus>/             extract_corpus: the archive's contents in its own layout (a
@@ -10,7 +10,9 @@
 #                                           sizes or mtimes change); plus .stemlab-source.json (provenance).
 #                                           An enabled corpus with neither path nor url fails here with one
 #                                           line saying where to get it and which key to set.
-#   resources/checkpoints/<name>/<file>     download_checkpoint: checkpoints.<name>.url (use checkpoint_file)
+#   resources/pretrained/<name>/            download_pretrained: every file of pretrained.<name>.files (path, url,
+#                                           sha256), bytes resumable in resources/downloads/pretrained/<name>/;
+#                                           .stemlab-source.json lists their sha256s
 #   resources/soundfonts/<name>.sf2         download_soundfont: an entry {name, url, sha256} of soundfonts
 # Corpus names: moisesdb, musdb18hq, medleydb (DOWNLOAD_CORPORA).
 
@@ -34,7 +36,7 @@ rule download_corpus:
     params:
         args=download_corpus_args,
     shell:
-        "python -m stemlab.download fetch {params.args} --out {output} 2> {log}"
+        "python -m stemlab.download fetch {params.args} --out {output} > {log} 2>&1"
 
 
 rule extract_corpus:
@@ -56,24 +58,23 @@ rule extract_corpus:
         args=extract_corpus_args,
         folder=extract_corpus_fingerprint,
     shell:
-        "python -m stemlab.download corpus --name {wildcards.corpus} {params.args} --out {output} 2> {log}"
+        "python -m stemlab.download corpus --name {wildcards.corpus} {params.args} --out {output} > {log} 2>&1"
 
 
-rule download_checkpoint:
+rule download_pretrained:
     output:
-        "resources/checkpoints/{name}/{file}",
+        directory("resources/pretrained/{name}"),
     log:
-        "logs/download/download_checkpoint/{name}/{file}.log",
+        "logs/download/download_pretrained/{name}.log",
     wildcard_constraints:
         name=DOWNLOAD_NAME_RE,
-        file=DOWNLOAD_NAME_RE,
     localrule: True
     conda:
         "../../envs/core.yaml"
     params:
-        args=download_checkpoint_args,
+        args=download_pretrained_args,
     shell:
-        "python -m stemlab.download fetch {params.args} --out {output} 2> {log}"
+        "python -m stemlab.download pretrained --name {wildcards.name} {params.args} --out {output} > {log} 2>&1"
 
 
 rule download_soundfont:
@@ -89,4 +90,4 @@ rule download_soundfont:
     params:
         args=download_soundfont_args,
     shell:
-        "python -m stemlab.download fetch {params.args} --out {output} 2> {log}"
+        "python -m stemlab.download fetch {params.args} --out {output} > {log} 2>&1"

@@ -1,7 +1,7 @@
 # Rules of the synth stage; input functions live in common.smk.
 
 
-# --------------------------------------------------------------------------- generation (issue 3)
+# --------------------------------------------------------------------------- generation
 # results/synth/shards/<shard>/   synth_shard: songs of one shard (canonical song directories) + manifest.parquet;
 #                                 written to a temp dir beside it and renamed when complete
 # results/synth/manifest.parquet  synth_manifest: one row per song, all shards
@@ -47,7 +47,7 @@ rule synth_manifest:
         "python -m stemlab.synth manifest --out {output} {input} > {log} 2>&1"
 
 
-# --------------------------------------------------------------------------- validity, figures, export (issue 3b)
+# --------------------------------------------------------------------------- validity, figures, export
 # results/tables/synth_validity.csv        synth_validity: beat F / note accuracy per genre, time signature, overall
 # results/tables/synth_validity_songs.csv  synth_validity: the same per song
 # results/synth/songs.parquet, stems.parquet  synth_stats: per-song / per-stem tables from song.json
@@ -114,7 +114,7 @@ rule synth_figure:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.synth.figure --songs {input.songs} --stems {input.stems} "
-        "--out {output} 2> {log}"
+        "--out {output} > {log} 2>&1"
 
 
 rule synth_export:
@@ -132,4 +132,4 @@ rule synth_export:
         slurm_partition=cpu_partition(),
     shell:
         "python -m stemlab.synth export --manifest {input} --out {output} "
-        "--stems wet,dry 2> {log}"
+        "--stems wet,dry > {log} 2>&1"

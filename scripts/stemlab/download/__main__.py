@@ -1,4 +1,4 @@
-"""CLI of the download rules: python -m stemlab.download {fetch,extract,corpus} ..."""
+"""CLI of the download rules: python -m stemlab.download {fetch,extract,corpus,pretrained} ..."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--archive", default=None, help="downloaded archive (already verified)")
     c.add_argument("--url", default=None, help="where the archive came from (provenance only)")
     c.add_argument("--sha256", default=None)
+    r = sub.add_parser("pretrained", help="resources/pretrained/<name>/ from its files (each downloaded, verified)")
+    r.add_argument("--name", required=True)
+    r.add_argument("--files", required=True, help="JSON list of {path, url, sha256, key} (from pretrained.<name>.files)")
+    r.add_argument("--cache", required=True, help="folder the bytes of each file arrive in (resumable)")
+    r.add_argument("--out", required=True)
     return p
 
 
@@ -50,6 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from stemlab.download.extract import extract
 
         extract(args.archive, args.out, show_progress=show)
+    elif args.cmd == "pretrained":
+        import json
+
+        from stemlab.download.pretrained import fetch_snapshot
+
+        fetch_snapshot(args.name, json.loads(args.files), args.out, args.cache, show_progress=show)
     else:
         from stemlab.download.corpus import prepare_corpus
 

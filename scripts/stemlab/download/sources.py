@@ -1,4 +1,4 @@
-"""Where each downloadable thing comes from, read from the config: corpora, checkpoints, soundfonts.
+"""Where each downloadable thing comes from, read from the config: corpora, pretrained snapshots, soundfonts.
 
 Parse-time safe (stdlib only): common.smk calls these to name rule inputs/outputs.
 
@@ -25,7 +25,7 @@ from stemlab.errors import StemlabError
 
 DOWNLOADS_DIR = "resources/downloads"
 CORPORA_DIR = "resources/corpora"
-CHECKPOINTS_DIR = "resources/checkpoints"
+PRETRAINED_DIR = "resources/pretrained"
 SOUNDFONTS_DIR = "resources/soundfonts"
 SKIP_TOP = frozenset({"__MACOSX"})  # macOS resource-fork junk: never part of a corpus
 
@@ -231,24 +231,57 @@ def corpus_fingerprint(config: dict, name: str) -> str:
         return "unreadable: " + hashlib.sha256(str(exc).encode()).hexdigest()
 
 
-def checkpoint_source(config: dict, name: str) -> Source:
-    entries = config.get("checkpoints") or {}
-    key = f"checkpoints.{name}"
+@dataclass(frozen=True)
+class PretrainedFile:
+    """One file of a pretrained snapshot: where it goes inside resources/pretrained/<name>/ and its source."""
+
+    path: str  # relative POSIX path inside the snapshot folder
+    source: Source
+
+
+def _snapshot_path(value: Any, key: str) -> str:
+    """A relative path that stays inside the snapshot folder, else one line naming `key`."""
+    text = str(value or "").replace("\\", "/")
+    parts = PurePosixPath(text).parts
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text) or ".." in parts or "\x00" in text:
+        raise StemlabError(f"{key} is {value!r}: give a relative path inside the snapshot folder (no '..', not absolute)")
+    return PurePosixPath(*[p for p in parts if p != "."]).as_posix()
+
+
+def pretrained_files(config: dict, name: str) -> list[PretrainedFile]:
+    """The files of `pretrained.<name>` (a model-hub snapshot), each with URL and sha256."""
+    entries = config.get("pretrained") or {}
+    key = f"pretrained.{name}"
     if name not in entries:
-        raise StemlabError(f"no checkpoint named {name!r} in the config: add {key} with url and sha256")
-    entry = entries[name] or {}
-    if not entry.get("url"):
-        raise StemlabError(f"{key}.url is not set: set it to the checkpoint's URL (http(s)://, file:// or a path)")
-    return Source(key=key, url=entry["url"], sha256=check_sha256(entry.get("sha256"), key))
+        raise StemlabError(f"no pretrained download named {name!r} in the config: add {key}.files")
+    files = (entries[name] or {}).get("files") or []
+    if not files:
+        raise StemlabError(f"{key}.files is empty: list each file of the snapshot with path, url and sha256")
+    out, seen = [], set()
+    for i, entry in enumerate(files):
+        fkey = f"{key}.files[{i}]"
+        path = _snapshot_path(entry.get("path"), f"{fkey}.path")
+        if path in seen:
+            raise StemlabError(f"{fkey}.path {path!r} is listed twice in {key}.files; remove one")
+        seen.add(path)
+        if not entry.get("url"):
+            raise StemlabError(f"{fkey}.url is not set: set it to the file's URL (http(s)://, file:// or a path)")
+        out.append(PretrainedFile(path, Source(key=fkey, url=entry["url"], sha256=check_sha256(entry.get("sha256"), fkey))))
+    return out
 
 
-def checkpoint_path(config: dict, name: str) -> str:
-    src = checkpoint_source(config, name)
-    return f"{CHECKPOINTS_DIR}/{name}/{download_name(src.url, name + '.ckpt')}"
+def pretrained_dir(name: str) -> str:
+    """resources/pretrained/<name>/: the snapshot as the models read it."""
+    return f"{PRETRAINED_DIR}/{name}"
 
 
-def enabled_checkpoints(config: dict) -> list[str]:
-    return [name for name, entry in (config.get("checkpoints") or {}).items() if (entry or {}).get("enabled")]
+def pretrained_cache(name: str, path: str) -> str:
+    """resources/downloads/pretrained/<name>/<path>: where a snapshot file's bytes arrive (resumable)."""
+    return f"{DOWNLOADS_DIR}/pretrained/{name}/{path}"
+
+
+def pretrained_names(config: dict) -> list[str]:
+    return sorted(config.get("pretrained") or {})
 
 
 def soundfont_source(config: dict, name: str) -> Source:

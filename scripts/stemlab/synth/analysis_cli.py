@@ -1,4 +1,4 @@
-"""Subcommands of `python -m stemlab.synth` that read a generated set (issue 3b):
+"""Subcommands of `python -m stemlab.synth` that read a generated set:
 
     validity  beat/pitch analysis of held-out songs -> per-genre table + per-song table (CSV)
     stats     per-song and per-stem tables from song.json (what the distribution figure plots)

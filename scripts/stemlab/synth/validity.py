@@ -470,7 +470,7 @@ def analyze_songs(
     return pd.DataFrame([r["song"] for r in rows]), stems
 
 
-BEAT_F_TARGET = 0.95  # on 4/4 songs (issue 3 acceptance)
+BEAT_F_TARGET = 0.95  # beat F-measure target on 4/4 songs (the paper's validity claim)
 NOTE_ACCURACY_TARGET = 0.9  # monophonic parts
 
 

@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stemlab.config import annotated_keys, schema_defaults
@@ -122,14 +123,22 @@ def run_identity(config: TrainConfig, identity: Mapping[str, Any] | None = None)
 
 
 def code_digest(entry_module: str) -> str:
-    """Digest of every stemlab source file `entry_module` can run (its static import closure): part of a
-    run's identity, so re-running after a code change retrains (a finished checkpoint of other code is
-    replaced) instead of reusing stale weights."""
+    """Digest of every stemlab source file `entry_module` can run (its static import closure; a task module
+    outside the stemlab tree counts with its own file): part of a run's identity, so re-running after a code
+    change retrains (a finished checkpoint of other code is replaced) instead of reusing stale weights."""
+    import sys
+
     from stemlab import codegraph
 
+    root = codegraph.SCRIPTS_DIR
+    files = codegraph.walk(entry_module, root, entry=False).stemlab_files
+    own = getattr(sys.modules.get(entry_module), "__file__", None)
+    if own:
+        files.add(Path(own).resolve())
     h = hashlib.sha256()
-    for file in sorted(codegraph.walk(entry_module, entry=False).stemlab_files):
-        h.update(file.relative_to(codegraph.SCRIPTS_DIR).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    for file in sorted(files):
+        name = file.relative_to(root).as_posix() if file.is_relative_to(root) else file.name
+        h.update(name.encode() + b"\0" + file.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from stemlab.device import seeded_init, torch_threads
 from stemlab.download.fetch import sha256_file
+from stemlab.download.pretrained import snapshot_digests
 from stemlab.logs import log
 from stemlab.seeding import derive_seed
 from stemlab.train.config import code_digest
@@ -18,20 +19,16 @@ from stemlab.train.registry import task_class
 from stemlab.train.task import FINAL_FORMAT, Task, overrides
 
 
-def _folder_digests(folder: str) -> dict[str, str]:
-    root = Path(folder)
-    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 def input_digests(job: Job) -> dict[str, Any]:
     """sha256 of every input file that shapes the weights: segment tables, upstream models, pretrained files.
 
-    (Stem audio is covered through the segment tables, whose rows carry each window's measured level.)"""
+    (Stem audio is covered through the segment tables, whose rows carry each window's measured level; a
+    pretrained snapshot through its manifest, whose sha256s were verified when it was downloaded.)"""
     inputs = job.inputs
     return {
         "segments": {w: [sha256_file(p) for p in paths] for w, paths in sorted(inputs.segments.items())},
         "upstream": {name: sha256_file(path) for name, path in sorted(inputs.upstream.items())},
-        "pretrained": {name: _folder_digests(path) for name, path in sorted(inputs.pretrained.items())},
+        "pretrained": {name: snapshot_digests(path) for name, path in sorted(inputs.pretrained.items())},
     }
 
 
