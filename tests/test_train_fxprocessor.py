@@ -272,6 +272,7 @@ def test_trained_model_beats_the_dry_stem_on_valid_windows(corpus, reference_run
     assert trained < 0.9 * identity, f"40 steps must learn part of the fixture's FX ({trained:.3f} vs dry {identity:.3f})"
 
 
+@pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_weights_of_an_unbroken_run(corpus, reference_run, tmp_path):
     out = tmp_path / "fxprocessor"
     proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 
+from stemlab.config import load_config  # noqa: E402
 from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig  # noqa: E402
 from stemlab.megami.fxprocessor_task import FxSettings  # noqa: E402
-from stemlab.train import Trainer, resolve_device, seeded_init  # noqa: E402
+from stemlab.train import TrainConfig, Trainer, resolve_device, seeded_init  # noqa: E402
 
 TARGET_RATIO = 1.15
 COND_DIM = 51  # conditioning size of the synthetic FX annotations (stemlab.synth chains)
@@ -32,16 +32,19 @@ COND_DIM = 51  # conditioning size of the synthetic FX annotations (stemlab.synt
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configfile", default="config/demo.yaml")
+    parser.add_argument("--configfile", default="config/demo.yaml", help="merged over config/config.yaml")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--segment", type=int, default=None, help="samples per window (default: the config's)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    section = yaml.safe_load((REPO / args.configfile).read_text())["train"]["fxprocessor"]
-    settings = FxSettings.from_config(section, seed=0, device=args.device)  # non-training keys are ignored
+    section = load_config(REPO / args.configfile)["models"]["fxprocessor"]
+    settings = FxSettings.from_config(section["settings"])
+    steps = args.steps + 3
+    loop = {**section["loop"], "device": args.device, "eval_every": 0, "steps": steps, "checkpoint_seconds": 0}
+    train = TrainConfig.from_dict({**loop, "warmup_steps": min(loop["warmup_steps"], steps)})
     device = resolve_device(args.device)
-    segment = args.segment or section.get("segment_samples") or 525_312
-    batch = settings.train.batch_size
+    segment = args.segment or settings.segment_samples or 525_312
+    batch = train.batch_size
     model_cfg = FxProcessorConfig.from_dict({**settings.model, "cond_dim": COND_DIM})
     gen = torch.Generator().manual_seed(0)
     data = {
@@ -50,7 +53,7 @@ def main() -> int:
         "cond": torch.randn(batch, COND_DIM, generator=gen),
     }
     loss = settings.loss.build().to(device)
-    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.train.precision)
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(train.precision)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -59,7 +62,7 @@ def main() -> int:
     # floor: a bare loop
     with seeded_init(1):
         model = FxProcessor(model_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.train.lr)
+    opt = torch.optim.AdamW(model.parameters(), lr=train.lr)
     on_device = {k: v.to(device) for k, v in data.items()}
     times = []
     for _ in range(args.steps + 3):
@@ -77,7 +80,7 @@ def main() -> int:
     # the shared loop
     with seeded_init(1):
         model = FxProcessor(model_cfg)
-    config = settings.train.__class__(**{**settings.train.to_dict(), "steps": args.steps + 3, "eval_every": 0})
+    config = train
 
     def factory(start: int):
         while True:
