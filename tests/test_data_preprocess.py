@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from stemlab.data.features import shard_features
+from stemlab.data.features import FeatureSettings, shard_features
 from stemlab.data.segments import Activity, Window, merge_segments, shard_segments, starts, stem_segments
 from stemlab.data.stems import build_corpus_shard, link_synthetic_shard
 from stemlab.data.summary import corpora_table, write_splits
@@ -115,7 +115,7 @@ def test_features_tempo_key_loudness(tmp_path):
     linked = tmp_path / "stems" / "shard-00000"
     link_synthetic_shard(shard, "shard-00000", linked)
     out = tmp_path / "features.parquet"
-    assert shard_features(linked, out, "degara", "bgate") == 1
+    assert shard_features(linked, out, FeatureSettings("degara", "bgate")) == 1
     row = pd.read_parquet(out).iloc[0]
     assert abs(row["bpm"] - 120) < 2
     assert np.median(np.diff(row["beats"])) == pytest.approx(0.5, abs=0.02)
@@ -133,7 +133,7 @@ def test_features_of_silence_are_null(tmp_path):
         sf.write(f, zeros, SR, subtype="PCM_24")
     linked = tmp_path / "stems" / "shard-00000"
     link_synthetic_shard(shard, "shard-00000", linked)
-    shard_features(linked, tmp_path / "f.parquet", "degara", "bgate")
+    shard_features(linked, tmp_path / "f.parquet", FeatureSettings("degara", "bgate"))
     row = pd.read_parquet(tmp_path / "f.parquet").iloc[0]
     assert row["bpm"] is None or np.isnan(row["bpm"])
     assert row["mix_lufs"] is None or np.isnan(row["mix_lufs"])
@@ -227,7 +227,7 @@ def test_cli_error_is_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO / "scripts")}
     out = subprocess.run(
         [sys.executable, "-m", "stemlab.data", "stems", "--corpus", "moisesdb", "--root", str(tmp_path / "nope"),
-         "--shard", "shard-00000", "--shards", "1", "--out", str(tmp_path / "out")],
+         "--shard", "shard-00000", "--config", '{"shards": 1}', "--out", str(tmp_path / "out")],
         capture_output=True, text=True, env=env,
     )
     assert out.returncode == 1

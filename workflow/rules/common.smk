@@ -77,38 +77,22 @@ def synth_workers():
 
 # The config is validated with the schema's defaults filled in (Snakefile), so the helpers below
 # index it directly: a default lives in workflow/schemas/config.schema.yaml only.
-def synth_generate_args():
-    """The synth config as flags of `stemlab.synth generate`."""
+def json_word(value):
+    """A job's config as one shell word of JSON (`--config {params.config}`). Keys are sorted, so the
+    params trigger sees only changes of value; pass only what can change the job's output.
+    """
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def synth_shard_config():
+    """The synth_shard job's config: the synth section with the global seed and the soundfonts resolved,
+    less what cannot change a song (workers: the job's threads; validity: synth_validity's section).
+    """
     s = config["synth"]
-    args = [
-        "--seed",
-        config["seed"],
-        "--songs",
-        s["songs"],
-        "--shard-size",
-        s["shard_size"],
-    ]
-    args += ["--genre", *s["genres"]] if s.get("genres") else []
-    args += [
-        "--min-duration",
-        s["duration"]["min_s"],
-        "--max-duration",
-        s["duration"]["max_s"],
-    ]
-    args += ["--tail", s["tail_s"]]
-    args += [
-        "--min-parts",
-        s["other_parts"]["min"],
-        "--max-parts",
-        s["other_parts"]["max"],
-    ]
-    args += ["--soundfont", *synth_soundfonts()]
-    args += ["--outputs", ",".join(s["outputs"])]
-    args += ["--max-attempts", s["max_attempts"]]
-    args += ["--splits", ",".join(f"{k}={v}" for k, v in s["splits"].items())]
-    if s["quality"]:
-        args += ["--quality", ",".join(f"{k}={v}" for k, v in s["quality"].items())]
-    return " ".join(shlex.quote(str(a)) for a in args)
+    section = {k: v for k, v in s.items() if k not in ("workers", "validity")}
+    return json_word(
+        {**section, "seed": config["seed"], "soundfonts": synth_soundfonts()}
+    )
 
 
 def synth_shard_runtime_min():
@@ -126,19 +110,9 @@ SYNTH_ANALYSIS_TARGETS = [
 ]
 
 
-def synth_validity_args():
-    """synth.validity as CLI flags of `stemlab.synth validity`."""
-    v = config["synth"]["validity"]
-    args = ["--splits", *v["splits"]]
-    args += ["--max-songs-per-genre", str(v["max_songs_per_genre"])]
-    args += ["--beat-tracker", v["beat_tracker"]]
-    args += ["--tempo-prior", v["tempo_prior"]]
-    args += ["--tempo-prior-margin", str(v["tempo_prior_margin"])]
-    args += ["--beat-window", str(v["beat_window_s"])]
-    args += ["--beat-trim", str(v["beat_trim_s"])]
-    args += ["--stem-audio", v["stem_audio"]]
-    args += ["--pitch-tolerance", str(v["pitch_tolerance_semitones"])]
-    return " ".join(shlex.quote(a) for a in args)
+def synth_validity_config():
+    """The synth_validity job's config: synth.validity."""
+    return json_word(config["synth"]["validity"])
 
 
 # --------------------------------------------------------------------------- corpora + preprocessing
@@ -198,42 +172,36 @@ def data_corpus_root(wildcards):
     return corpus_dir(wildcards.corpus)
 
 
-def data_stems_args(wildcards):
+def data_stems_config(wildcards):
+    """The canonical_stems job's config: its shard count, the corpus section less the keys that only say
+    where the corpus comes from (those are extract_corpus's), and data.audio."""
     corpus_cfg = {
         k: v
         for k, v in data_corpus_config(wildcards.corpus).items()
         if k not in ("enabled", "path", "url", "sha256")
     }
-    args = [
-        "--shards",
-        str(len(data_shards(wildcards.corpus))),
-        "--corpus-config",
-        json.dumps(corpus_cfg, sort_keys=True),
-        "--audio-config",
-        json.dumps(data_config().get("audio") or {}, sort_keys=True),
-    ]
-    return " ".join(shlex.quote(a) for a in args)
-
-
-def data_synthetic_args(wildcards):
-    return "--bad-song " + (data_config().get("audio") or {}).get("bad_song", "fail")
-
-
-def data_features_args(wildcards):
-    f = data_config()["features"]
-    return "--rhythm-method {} --key-profile {}".format(
-        shlex.quote(f["rhythm_method"]), shlex.quote(f["key_profile"])
+    return json_word(
+        {
+            "shards": len(data_shards(wildcards.corpus)),
+            "corpus": corpus_cfg,
+            "audio": data_config()["audio"],
+        }
     )
 
 
-def data_segments_args(wildcards):
-    args = [
-        "--segments-config",
-        json.dumps(data_config().get("segments") or {}, sort_keys=True),
-        "--activity-config",
-        json.dumps(data_config().get("activity") or {}, sort_keys=True),
-    ]
-    return " ".join(shlex.quote(a) for a in args)
+def data_synthetic_config(wildcards):
+    """The canonical_stems_synthetic job's config: only data.audio.bad_song applies to linked shards."""
+    return json_word({"bad_song": data_config()["audio"]["bad_song"]})
+
+
+def data_features_config(wildcards):
+    return json_word(data_config()["features"])
+
+
+def data_segments_config(wildcards):
+    return json_word(
+        {"segments": data_config()["segments"], "activity": data_config()["activity"]}
+    )
 
 
 def data_stems_dirs(wildcards):

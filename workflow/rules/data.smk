@@ -27,10 +27,10 @@ rule canonical_stems:
         runtime=runtime_min(120),
         slurm_partition=cpu_partition(),
     params:
-        args=data_stems_args,
+        config=data_stems_config,
     shell:
         "python -m stemlab.data stems --corpus {wildcards.corpus} --root {input} "
-        "--shard {wildcards.shard} {params.args} --out {output} > {log} 2>&1"
+        "--shard {wildcards.shard} --config {params.config} --out {output} > {log} 2>&1"
 
 
 rule canonical_stems_synthetic:
@@ -49,10 +49,10 @@ rule canonical_stems_synthetic:
         runtime=runtime_min(30),
         slurm_partition=cpu_partition(),
     params:
-        args=data_synthetic_args,
+        config=data_synthetic_config,
     shell:
         "python -m stemlab.data synthetic --src {input} --shard {wildcards.shard} "
-        "{params.args} --out {output} > {log} 2>&1"
+        "--config {params.config} --out {output} > {log} 2>&1"
 
 
 rule preprocess:
@@ -72,9 +72,9 @@ rule preprocess:
         runtime=runtime_min(120),
         slurm_partition=cpu_partition(),
     params:
-        args=data_features_args,
+        config=data_features_config,
     shell:
-        "python -m stemlab.data features --stems {input} {params.args} --out {output} > {log} 2>&1"
+        "python -m stemlab.data features --stems {input} --config {params.config} --out {output} > {log} 2>&1"
 
 
 rule segments_shard:
@@ -94,9 +94,9 @@ rule segments_shard:
         runtime=runtime_min(60),
         slurm_partition=cpu_partition(),
     params:
-        args=data_segments_args,
+        config=data_segments_config,
     shell:
-        "python -m stemlab.data segments --stems {input} {params.args} --out {output} > {log} 2>&1"
+        "python -m stemlab.data segments --stems {input} --config {params.config} --out {output} > {log} 2>&1"
 
 
 rule segments:

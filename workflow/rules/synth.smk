@@ -24,10 +24,10 @@ rule synth_shard:
         runtime=runtime_min(synth_shard_runtime_min()),
         slurm_partition=cpu_partition(),
     params:
-        args=synth_generate_args(),
+        config=synth_shard_config(),
     shell:
         "python -m stemlab.synth generate --shard {wildcards.shard} --out {output} "
-        "--workers {threads} {params.args} > {log} 2>&1"
+        "--workers {threads} --config {params.config} > {log} 2>&1"
 
 
 rule synth_manifest:
@@ -71,10 +71,10 @@ rule synth_validity:
         runtime=runtime_min(120),
         slurm_partition=cpu_partition(),
     params:
-        args=synth_validity_args(),
+        config=synth_validity_config(),
     shell:
         "python -m stemlab.synth validity --manifest {input} --out {output.table} "
-        "--songs-out {output.songs} {params.args} --workers {threads} > {log} 2>&1"
+        "--songs-out {output.songs} --config {params.config} --workers {threads} > {log} 2>&1"
 
 
 rule synth_stats:

@@ -7,6 +7,13 @@
   merge-segments  one window's rows from every shard of a corpus
   splits     song table (song -> split, duration, categories) of a corpus from its shard manifests
   summary    results/tables/corpora.csv from the song tables
+
+Each job's settings come in one `--config` (inline JSON, what the rules pass, or a JSON file):
+  stems      {"shards": N, "corpus": data.corpora.<corpus> less enabled/path/url/sha256, "audio": data.audio}
+  synthetic  {"bad_song": data.audio.bad_song}
+  features   data.features
+  segments   {"segments": data.segments, "activity": data.activity}
+A key left out keeps its default (the schema's); an unknown key is an error.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from stemlab.errors import json_object_arg, run_cli
+from stemlab.errors import StemlabError, check_section_keys, json_config_arg, run_cli
 from stemlab.logs import setup_logging
 
 log = logging.getLogger("stemlab.data")
@@ -31,27 +38,23 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus", required=True)
     s.add_argument("--root", required=True, help="the extracted corpus folder")
     s.add_argument("--shard", required=True, help="shard-NNNNN")
-    s.add_argument("--shards", type=int, required=True, help="number of shards of the corpus")
-    s.add_argument("--corpus-config", default="{}", help="data.corpora.<corpus> as JSON")
-    s.add_argument("--audio-config", default="{}", help="data.audio as JSON")
+    s.add_argument("--config", required=True, help='{"shards": N, "corpus": {...}, "audio": {...}} (inline JSON or a file)')
     s.add_argument("--out", required=True)
 
     y = sub.add_parser("synthetic", help="link one synthetic shard into the canonical layout")
     y.add_argument("--src", required=True, help="results/synth/shards/<shard>")
     y.add_argument("--shard", required=True)
-    y.add_argument("--bad-song", choices=["fail", "skip"], default="fail")
+    y.add_argument("--config", default=None, help='{"bad_song": "fail" | "skip"} (inline JSON or a file; default fail)')
     y.add_argument("--out", required=True)
 
     f = sub.add_parser("features", help="per-song features of one canonical shard")
     f.add_argument("--stems", required=True, help="results/data/stems/<corpus>/<shard>")
-    f.add_argument("--rhythm-method", default="multifeature", choices=["multifeature", "degara"])
-    f.add_argument("--key-profile", default="bgate")
+    f.add_argument("--config", default=None, help="data.features (inline JSON or a file; default the schema's)")
     f.add_argument("--out", required=True)
 
     g = sub.add_parser("segments", help="segment rows of every model window for one canonical shard")
     g.add_argument("--stems", required=True)
-    g.add_argument("--segments-config", required=True, help="data.segments as JSON")
-    g.add_argument("--activity-config", default="{}", help="data.activity as JSON")
+    g.add_argument("--config", required=True, help='{"segments": data.segments, "activity": data.activity} (inline JSON or a file)')
     g.add_argument("--out", required=True)
 
     m = sub.add_parser("merge-segments", help="one window's segment table of a corpus")
@@ -69,34 +72,40 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _config(args: argparse.Namespace) -> dict:
+    return json_config_arg(args.config, "--config", f"pass the {args.command} job's config as JSON (see --help)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging()
     if args.command == "stems":
         from stemlab.data.stems import build_corpus_shard
 
+        cfg = check_section_keys(_config(args), ("shards", "corpus", "audio"), "--config")
+        if not isinstance(cfg.get("shards"), int) or cfg["shards"] < 1:
+            raise StemlabError('--config needs "shards": the number of shards of the corpus (data.corpora.<corpus>.shards)')
         n = build_corpus_shard(
-            args.corpus, Path(args.root), args.shard, args.shards,
-            json_object_arg(args.corpus_config, "--corpus-config"),
-            json_object_arg(args.audio_config, "--audio-config"),
-            Path(args.out),
+            args.corpus, Path(args.root), args.shard, cfg["shards"], cfg.get("corpus") or {}, cfg.get("audio") or {}, Path(args.out)
         )
         log.info("%s %s: %d songs written to %s", args.corpus, args.shard, n, args.out)
     elif args.command == "synthetic":
+        from stemlab.data.conform import AudioPolicy
         from stemlab.data.stems import link_synthetic_shard
 
-        n = link_synthetic_shard(Path(args.src), args.shard, Path(args.out), args.bad_song)
+        cfg = check_section_keys(_config(args), ("bad_song",), "--config")
+        bad_song = AudioPolicy.from_config(cfg).bad_song
+        n = link_synthetic_shard(Path(args.src), args.shard, Path(args.out), bad_song)
         log.info("synthetic %s: %d songs linked into %s", args.shard, n, args.out)
     elif args.command == "features":
-        from stemlab.data.features import shard_features
+        from stemlab.data.features import FeatureSettings, shard_features
 
-        n = shard_features(Path(args.stems), Path(args.out), args.rhythm_method, args.key_profile)
+        n = shard_features(Path(args.stems), Path(args.out), FeatureSettings.from_config(_config(args)))
         log.info("features of %d songs written to %s", n, args.out)
     elif args.command == "segments":
-        from stemlab.data.segments import Activity, shard_segments, windows_from_config
+        from stemlab.data.segments import segments_config, shard_segments
 
-        windows = windows_from_config(json_object_arg(args.segments_config, "--segments-config"))
-        activity = Activity(**json_object_arg(args.activity_config, "--activity-config"))
+        windows, activity = segments_config(_config(args))
         n = shard_segments(Path(args.stems), Path(args.out), windows, activity)
         log.info("%d segment rows written to %s", n, args.out)
     elif args.command == "merge-segments":

@@ -1,4 +1,8 @@
-"""Source audio -> canonical audio: sample rate, channel and length policies (config `data.audio`)."""
+"""Source audio -> canonical audio: sample rate, channel and length policies (config `data.audio`).
+
+AudioPolicy keeps its own defaults (the data CLIs run by hand, and the data env has no jsonschema to read
+the schema with); they equal the schema's `data.audio` defaults, which tests/test_config_schema.py checks.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from stemlab.audio import SAMPLE_RATE, audio_info, read_audio_complete, resample
-from stemlab.errors import StemlabError
+from stemlab.errors import StemlabError, check_section_keys
 
 CHANNEL_POLICIES = ("stereo", "mono")
 RATE_POLICIES = ("resample", "reject")
 LENGTH_POLICIES = ("pad", "trim", "reject")
+BAD_SONG_POLICIES = ("fail", "skip")
+FLAC_SUBTYPES = ("PCM_16", "PCM_24")
 
 
 @dataclass(frozen=True)
@@ -21,24 +27,23 @@ class AudioPolicy:
     sample_rate_mismatch: str = "resample"
     length_mismatch: str = "pad"
     flac_subtype: str = "PCM_24"
+    bad_song: str = "fail"  # a song with bad input fails the job, or is skipped and listed in skipped.json
 
     @classmethod
     def from_config(cls, audio_cfg: dict | None) -> AudioPolicy:
-        cfg = audio_cfg or {}
-        policy = cls(
-            channels=cfg.get("channels", cls.channels),
-            sample_rate_mismatch=cfg.get("sample_rate_mismatch", cls.sample_rate_mismatch),
-            length_mismatch=cfg.get("length_mismatch", cls.length_mismatch),
-            flac_subtype=cfg.get("flac_subtype", cls.flac_subtype),
-        )
-        for key, value, allowed in (
-            ("channels", policy.channels, CHANNEL_POLICIES),
-            ("sample_rate_mismatch", policy.sample_rate_mismatch, RATE_POLICIES),
-            ("length_mismatch", policy.length_mismatch, LENGTH_POLICIES),
-        ):
-            if value not in allowed:
-                raise StemlabError(f"data.audio.{key} is {value!r}; use one of {', '.join(allowed)}")
-        return policy
+        """data.audio (a missing key keeps its default; an unknown one is an error)."""
+        allowed = {
+            "channels": CHANNEL_POLICIES,
+            "sample_rate_mismatch": RATE_POLICIES,
+            "length_mismatch": LENGTH_POLICIES,
+            "flac_subtype": FLAC_SUBTYPES,
+            "bad_song": BAD_SONG_POLICIES,
+        }
+        cfg = check_section_keys(audio_cfg, allowed, "data.audio")
+        for key, value in cfg.items():
+            if value not in allowed[key]:
+                raise StemlabError(f"data.audio.{key} is {value!r}; use one of {', '.join(allowed[key])}")
+        return cls(**cfg)
 
     @property
     def n_channels(self) -> int:

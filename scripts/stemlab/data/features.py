@@ -4,12 +4,18 @@ One row per song: essentia tempo and beats (RhythmExtractor2013 on the mono mix)
 EBU R128 integrated loudness and loudness range of the mix (essentia LoudnessEBUR128), and BS.1770 (stemlab.loudness)
 integrated loudness and sample peak of the mix and of every wet stem (list columns aligned with `stems`).
 Silent or sub-400 ms signals have null loudness.
+
+Config: FeatureSettings.from_config reads `data.features` (what the preprocess rule passes as `--config`).
+Its defaults are kept here (the data CLIs run by hand; the data env has no jsonschema); they equal the
+schema's, which tests/test_config_schema.py checks.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +24,28 @@ import pyarrow as pa
 from stemlab.audio import SAMPLE_RATE, read_audio
 from stemlab.loudness import rounded_lufs
 from stemlab.data.manifest import read_manifests, write_table
-from stemlab.errors import StemlabError
+from stemlab.errors import StemlabError, check_section_keys
 from stemlab.logs import progress
+
+RHYTHM_METHODS = ("multifeature", "degara")
+KEY_PROFILES = ("bgate", "edma", "temperley", "krumhansl", "shaath")
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    rhythm_method: str = "multifeature"  # essentia RhythmExtractor2013 method
+    key_profile: str = "bgate"  # essentia KeyExtractor profile
+
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> FeatureSettings:
+        """data.features (a missing key keeps its default)."""
+        allowed = {"rhythm_method": RHYTHM_METHODS, "key_profile": KEY_PROFILES}
+        values = check_section_keys(section, allowed, "data.features")
+        for key, value in values.items():
+            if value not in allowed[key]:
+                raise StemlabError(f"data.features.{key} is {value!r}; use one of {', '.join(allowed[key])}")
+        return cls(**values)
+
 
 SCHEMA = pa.schema(
     [
@@ -55,7 +81,7 @@ def _finite(value: float) -> float | None:
     return round(value, 4) if math.isfinite(value) else None
 
 
-def song_features(song_dir: Path, rhythm_method: str = "multifeature", key_profile: str = "bgate") -> dict:
+def song_features(song_dir: Path, settings: FeatureSettings = FeatureSettings()) -> dict:
     import essentia
     import essentia.standard as es
 
@@ -65,8 +91,8 @@ def song_features(song_dir: Path, rhythm_method: str = "multifeature", key_profi
     mono = np.ascontiguousarray(mix.mean(axis=1), dtype=np.float32)
     row: dict = {"song": song["id"], "duration_s": mix.shape[0] / sr}
     if np.any(mono) and mono.shape[0] >= sr:  # essentia's trackers need a second of non-silent audio
-        bpm, beats, confidence, _, _ = es.RhythmExtractor2013(method=rhythm_method)(mono)
-        key, scale, strength = es.KeyExtractor(profileType=key_profile, sampleRate=sr)(mono)
+        bpm, beats, confidence, _, _ = es.RhythmExtractor2013(method=settings.rhythm_method)(mono)
+        key, scale, strength = es.KeyExtractor(profileType=settings.key_profile, sampleRate=sr)(mono)
         row.update(bpm=_finite(bpm), bpm_confidence=_finite(confidence), beats=[round(float(b), 5) for b in beats])
         row.update(key=str(key), scale=str(scale), key_strength=_finite(strength))
     else:
@@ -88,14 +114,14 @@ def song_features(song_dir: Path, rhythm_method: str = "multifeature", key_profi
     return row
 
 
-def shard_features(stems_dir: Path, out: Path, rhythm_method: str, key_profile: str) -> int:
+def shard_features(stems_dir: Path, out: Path, settings: FeatureSettings) -> int:
     manifest = read_manifests([stems_dir])
     rows = []
     for rec in progress(list(manifest.itertuples(index=False)), desc=f"features {stems_dir.name}"):
         song_dir = stems_dir / rec.path
         if not (song_dir / "song.json").is_file():
             raise StemlabError(f"{song_dir / 'song.json'}: missing; re-run the stems rule for {stems_dir}")
-        row = song_features(song_dir, rhythm_method, key_profile)
+        row = song_features(song_dir, settings)
         row.update(corpus=rec.corpus, shard=rec.shard, split=rec.split)
         rows.append(row)
     write_table(out, sorted(rows, key=lambda r: r["song"]), SCHEMA)

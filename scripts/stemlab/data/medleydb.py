@@ -25,6 +25,7 @@ from stemlab.data.spec import SongSpec, SourceTrack, StemSpec, inside, merge_ste
 from stemlab.errors import StemlabError
 
 MAX_DEPTH = 4
+COEFFICIENTS = "audio"  # default of data.corpora.medleydb.coefficients
 
 # MedleyDB instrument labels -> taxonomy category. Labels not listed fall back to keyword rules below.
 INSTRUMENTS: dict[str, str] = {
@@ -165,7 +166,7 @@ def load_coefficients(root: Path, cfg: dict) -> tuple[dict, Path | None]:
 
     The values are checked per song (song_coefficients), so one bad entry fails or skips only its song.
     """
-    kind = cfg.get("coefficients", "audio")
+    kind = cfg.get("coefficients", COEFFICIENTS)
     if kind == "none":
         return {}, None
     path = coefficients_file(root, cfg)

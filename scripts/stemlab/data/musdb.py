@@ -16,6 +16,23 @@ STEM_FILES = {"drums": "drums", "bass": "bass", "other": "other", "vocals": "voc
 MIX_FILE = "mixture"
 SUBSETS = ("train", "test")
 MAX_DEPTH = 3
+# default of data.corpora.musdb18hq.valid_songs: the 14 train songs of the musdb package's valid split
+VALID_SONGS = (
+    "Actions - One Minute Smile",
+    "Clara Berry And Wooldog - Waltz For My Victims",
+    "Johnny Lokke - Promises & Lies",
+    "Patrick Talbot - A Reason To Leave",
+    "Triviul - Angelsaint",
+    "Alexander Ross - Goodbye Bolero",
+    "Fergessen - Nos Palpitants",
+    "Leaf - Summerghost",
+    "Skelpolu - Human Mistakes",
+    "Young Griffo - Pennies",
+    "ANiMAL - Rockshow",
+    "James May - On The Line",
+    "Meaxic - Take A Step",
+    "Traffic Experiment - Sirens",
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +79,7 @@ def discover(root: Path, cfg: dict) -> dict[str, MusdbSong]:
 
 
 def splits(songs: dict[str, MusdbSong], cfg: dict) -> dict[str, str]:
-    valid = set(cfg.get("valid_songs") or [])
+    valid = set(cfg.get("valid_songs", VALID_SONGS) or [])
     out = {}
     for sid, song in songs.items():
         if song.subset == "test":

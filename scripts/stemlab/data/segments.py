@@ -8,12 +8,18 @@ segment are active. `rms_db` is the exact RMS of the stem over the segment (null
 
 One job reads a shard's audio once and writes the rows of every window (column `window`); a merge rule
 splits them into results/data/segments/<corpus>/<window>.parquet. No audio is copied.
+
+Config: the segments_shard rule passes {"segments": data.segments, "activity": data.activity} as
+`--config` (segments_config). Activity keeps its own defaults (the data CLIs run by hand; the data env has
+no jsonschema); they equal the schema's `data.activity` defaults, which tests/test_config_schema.py checks.
+The windows have no Python defaults: a job names every window it cuts.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +30,7 @@ import pyarrow.parquet as pq
 
 from stemlab.audio import SAMPLE_RATE, read_audio
 from stemlab.data.manifest import read_manifests, write_arrow, write_table
-from stemlab.errors import StemlabError
+from stemlab.errors import StemlabError, check_section_keys
 from stemlab.logs import progress
 
 SCHEMA = pa.schema(
@@ -58,15 +64,36 @@ class Activity:
     threshold_db: float = -50.0
     min_active_fraction: float = 0.1
 
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> Activity:
+        """data.activity (a missing key keeps its default)."""
+        values = check_section_keys(section, ("frame", "threshold_db", "min_active_fraction"), "data.activity")
+        try:
+            return cls(**{k: int(v) if k == "frame" else float(v) for k, v in values.items()})
+        except (TypeError, ValueError) as exc:
+            raise StemlabError(f"data.activity: {exc}; give numbers") from exc
 
-def windows_from_config(segments_cfg: dict) -> list[Window]:
+
+def windows_from_config(segments_cfg: Mapping) -> list[Window]:
     out = []
     for name in sorted(segments_cfg):
-        w = segments_cfg[name]
+        w = check_section_keys(segments_cfg[name], ("length", "hop"), f"data.segments.{name}")
+        if set(w) != {"length", "hop"}:
+            raise StemlabError(f"data.segments.{name}: give both length and hop (samples)")
         if int(w["length"]) < 1 or int(w["hop"]) < 1:
             raise StemlabError(f"data.segments.{name}: length and hop must be >= 1 samples")
         out.append(Window(name, int(w["length"]), int(w["hop"])))
     return out
+
+
+def segments_config(cfg: Mapping) -> tuple[list[Window], Activity]:
+    """The windows and activity settings of a segments job's `--config`: {"segments": data.segments,
+    "activity": data.activity} (activity may be left out: its defaults)."""
+    cfg = check_section_keys(cfg, ("segments", "activity"), "--config")
+    segments = cfg.get("segments")
+    if not isinstance(segments, Mapping) or not segments:
+        raise StemlabError("--config has no segments (data.segments: window -> {length, hop}); name at least one window")
+    return windows_from_config(segments), Activity.from_config(cfg.get("activity"))
 
 
 def starts(n_frames: int, length: int, hop: int) -> list[tuple[int, int]]:

@@ -36,6 +36,7 @@ def shard_songs(corpus: str, root: Path, shard: str, n_shards: int, corpus_cfg: 
     if not root.is_dir():
         raise StemlabError(f"{root}: corpus folder missing; run the extract_corpus rule or set data.corpora.{corpus}.path")
     adapter = CORPORA[corpus]
+    adapter.check_config(corpus_cfg)  # a key no adapter reads is a mistake, not silently ignored
     songs = adapter.discover(root, corpus_cfg)
     splits = adapter.splits(songs, corpus_cfg)
     index = shard_index(shard)
@@ -107,7 +108,7 @@ def build_corpus_shard(
 
 def _build_corpus_shard(corpus, root, shard, n_shards, corpus_cfg, audio_cfg, out) -> int:
     policy = AudioPolicy.from_config(audio_cfg)
-    bad_song = (audio_cfg or {}).get("bad_song", "fail")
+    bad_song = policy.bad_song
     songs, splits, mine = shard_songs(corpus, root, shard, n_shards, corpus_cfg)
     log.info("%s %s: %d of %d songs", corpus, shard, len(mine), len(songs))
     make_spec = CORPORA[corpus].spec(root, corpus_cfg)

@@ -8,6 +8,10 @@ Config policy (documented in config/README.md):
   line saying where to get it and which key to set;
 - `sha256` is checked when given; when null the download is accepted and the log prints the hash it
   got, with the key to pin it.
+
+Defaults: this module stays stdlib-only (it runs at parse time), so the defaults it applies to a config
+that Snakemake has not filled (corpus_config, SPLIT_DEFAULTS) are kept here; tests/test_config_schema.py
+checks that they equal the schema's.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ CORPORA: dict[str, CorpusInfo] = {
         "download the audio archive (or unpack V1 and V2 into one folder)",
     ),
 }
+
+# data.corpora.<corpus>.split defaults of the randomly split corpora (also read by stemlab.data.corpora)
+SPLIT_DEFAULTS = {"seed": 42, "train": 0.8, "valid": 0.1}
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -123,7 +130,7 @@ def split_errors(config: dict) -> list[str]:
         split = entry.get("split") if isinstance(entry, dict) else None
         if not isinstance(split, dict):
             continue
-        train, valid = split.get("train", 0.8), split.get("valid", 0.1)
+        train, valid = split.get("train", SPLIT_DEFAULTS["train"]), split.get("valid", SPLIT_DEFAULTS["valid"])
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (train, valid)):
             continue
         if train + valid > 1 + 1e-9:

@@ -3,6 +3,7 @@
     python -m stemlab.synth generate --seed 42 --count 10 --out DIR [--start N] [--genre jazz ...]
                                      [--workers N] [--outputs mix,stems,dry,midi] [...]
     python -m stemlab.synth generate --shard shard-00003 --songs 20000 --shard-size 100 --out DIR
+    python -m stemlab.synth generate --config SYNTH_JSON --shard shard-00003 --out DIR   (the synth_shard rule)
     python -m stemlab.synth manifest --out results/synth/manifest.parquet SHARD_DIR ...
     python -m stemlab.synth validity | stats | export ...   (analysis of a generated set, analysis_cli)
 """
@@ -21,28 +22,69 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def _splits(text: str) -> tuple[tuple[str, float], ...]:
-    out = []
+def _key_values(text: str, flag: str, example: str) -> dict[str, str]:
+    out = {}
     for item in _csv(text):
-        name, _, frac = item.partition("=")
-        try:
-            out.append((name, float(frac)))
-        except ValueError as exc:
-            raise StemlabError(f"--splits: bad item {item!r}; write train=0.8,valid=0.1,test=0.1") from exc
-    return tuple(out)
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise StemlabError(f"{flag}: bad item {item!r}; write {example}")
+        out[key.strip()] = value.strip()
+    return out
 
 
-def _quality(text: str):
+def _number(value: str, flag: str, key: str) -> float:
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise StemlabError(f"{flag}: {key}={value!r} is not a number") from exc
+
+
+def _splits(text: str) -> dict[str, float]:
+    example = "train=0.8,valid=0.1,test=0.1"
+    return {k: _number(v, "--splits", k) for k, v in _key_values(text, "--splits", example).items()}
+
+
+def _quality(text: str) -> dict[str, float]:
     from stemlab.synth.quality import QualityConfig
 
-    fields = {f.name: f.type for f in dataclasses.fields(QualityConfig)}
-    values = {}
-    for item in _csv(text):
-        key, _, value = item.partition("=")
-        if key not in fields:
-            raise StemlabError(f"--quality: unknown key {key!r}; known: {', '.join(fields)}")
-        values[key] = int(value) if fields[key] in (int, "int") else float(value)
-    return QualityConfig(**values)
+    known = [f.name for f in dataclasses.fields(QualityConfig) if f.name != "clip_level"]
+    values = _key_values(text, "--quality", "max_span=36,silence_dbfs=-60")
+    for key in values:
+        if key not in known:
+            raise StemlabError(f"--quality: unknown key {key!r}; known: {', '.join(known)}")
+    return {k: _number(v, "--quality", k) for k, v in values.items()}
+
+
+def generate_config(args: argparse.Namespace) -> dict:
+    """The synth section of `--config` (the synth_shard rule's; `seed` beside it), with every flag that
+    was given written over it: a flag left out keeps the config's value, or the engine's default."""
+    from stemlab.errors import json_config_arg
+
+    cfg = json_config_arg(args.config, "--config", "pass the synth config section (plus seed) as JSON")
+    flags = {
+        "seed": args.seed,
+        "songs": args.songs,
+        "shard_size": args.shard_size,
+        "genres": list(args.genre) if args.genre else None,
+        "tail_s": args.tail,
+        "soundfonts": list(args.soundfont) if args.soundfont else None,
+        "outputs": list(_csv(args.outputs)) if args.outputs is not None else None,
+        "max_attempts": args.max_attempts,
+    }
+    cfg.update({k: v for k, v in flags.items() if v is not None})
+    nested = {
+        "duration": {"min_s": args.min_duration, "max_s": args.max_duration},
+        "other_parts": {"min": args.min_parts, "max": args.max_parts},
+        "quality": _quality(args.quality) if args.quality else {},
+    }
+    for key, values in nested.items():
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            base = cfg.get(key) if isinstance(cfg.get(key), dict) else {}
+            cfg[key] = {**base, **given}
+    if args.splits is not None:
+        cfg["splits"] = _splits(args.splits)  # a split left out of --splits is not in the run
+    return cfg
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -52,11 +94,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from stemlab.synth.song import SynthSettings
 
     setup_logging(args.log)
+    cfg = generate_config(args)
+    seed = cfg.pop("seed", None)
     if args.shard:
-        if args.songs is None or args.shard_size is None:
+        songs, shard_size = cfg.get("songs"), cfg.get("shard_size")
+        if songs is None or shard_size is None:
             raise StemlabError("--shard needs --songs and --shard-size (synth.songs, synth.shard_size)")
         try:
-            items = plan.shard_items(args.shard, args.songs, args.shard_size)
+            items = plan.shard_items(args.shard, int(songs), int(shard_size))
         except ValueError as exc:
             raise StemlabError(f"--shard: {exc}") from exc
         start, count = items.start, len(items)
@@ -64,18 +109,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.count is None:
             raise StemlabError("give --count N (and optionally --start) or --shard NAME --songs N --shard-size M")
         start, count = args.start, args.count
-    settings = SynthSettings(
-        seed=args.seed,
-        genres=tuple(args.genre) if args.genre else GENRE_NAMES,
-        duration_s=(args.min_duration, args.max_duration),
-        tail_s=args.tail,
-        other_parts=(args.min_parts, args.max_parts),
-        soundfonts=tuple(args.soundfont) if args.soundfont else SynthSettings.soundfonts,
-        outputs=_csv(args.outputs),
-        max_attempts=args.max_attempts,
-        splits=_splits(args.splits),
-        quality=_quality(args.quality),
-    )
+    settings = SynthSettings.from_config(cfg, seed)
     generate(settings, args.out, start, count, args.workers)
     return 0
 
@@ -99,24 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     from stemlab.synth.song import SynthSettings
 
     d = SynthSettings()  # the engine's defaults, shown by --help
-    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--config", default=None,
+                   help="the synth config section (plus seed) as inline JSON or a JSON file, what the synth_shard "
+                        "rule passes; the flags below override its values when given")  # fmt: skip
+    g.add_argument("--seed", type=int, default=None, help=f"global seed (default {d.seed})")
     g.add_argument("--start", type=int, default=0, help="index of the first song (song ids are syn-<index>)")
     g.add_argument("--count", type=int, default=None, help="number of songs")
     g.add_argument("--shard", default=None, help="shard name (shard-NNNNN) instead of --start/--count")
-    g.add_argument("--songs", type=int, default=None, help="total songs (with --shard)")
-    g.add_argument("--shard-size", type=int, default=None, help="songs per shard (with --shard)")
+    g.add_argument("--songs", type=int, default=None, help="total songs (with --shard; synth.songs)")
+    g.add_argument("--shard-size", type=int, default=None, help="songs per shard (with --shard; synth.shard_size)")
     g.add_argument("--genre", nargs="+", choices=GENRE_NAMES, default=None, help="genres to draw from (default all)")
     g.add_argument("--workers", type=int, default=1, help="worker processes (each keeps its soundfonts loaded)")
-    g.add_argument("--outputs", default=",".join(d.outputs), help="files to write: mix, stems (wet), dry, midi")
-    g.add_argument("--min-duration", type=float, default=d.duration_s[0], help="shortest song (s, before the tail)")
-    g.add_argument("--max-duration", type=float, default=d.duration_s[1], help="longest song (s, before the tail)")
-    g.add_argument("--tail", type=float, default=d.tail_s, help="audio after the last bar for release and FX tails (s)")
-    g.add_argument("--min-parts", type=int, default=d.other_parts[0], help="fewest parts besides drums and bass")
-    g.add_argument("--max-parts", type=int, default=d.other_parts[1], help="most parts besides drums and bass")
+    g.add_argument("--outputs", default=None, help=f"files to write: mix, stems (wet), dry, midi (default {','.join(d.outputs)})")
+    g.add_argument("--min-duration", type=float, default=None, help=f"shortest song (s, before the tail; default {d.duration_s[0]})")
+    g.add_argument("--max-duration", type=float, default=None, help=f"longest song (s, before the tail; default {d.duration_s[1]})")
+    g.add_argument("--tail", type=float, default=None, help=f"audio after the last bar for release and FX tails (s; default {d.tail_s})")
+    g.add_argument("--min-parts", type=int, default=None, help=f"fewest parts besides drums and bass (default {d.other_parts[0]})")
+    g.add_argument("--max-parts", type=int, default=None, help=f"most parts besides drums and bass (default {d.other_parts[1]})")
     g.add_argument("--soundfont", nargs="+", default=None, help="SF2 files (default FluidR3_GM from fluid-soundfont-gm)")
-    g.add_argument("--max-attempts", type=int, default=d.max_attempts, help="quality-gate attempts per song")
-    g.add_argument("--splits", default=",".join(f"{k}={v}" for k, v in d.splits), help="split fractions")
-    g.add_argument("--quality", default="", help="quality-gate thresholds, e.g. max_span=36,silence_dbfs=-60")
+    g.add_argument("--max-attempts", type=int, default=None, help=f"quality-gate attempts per song (default {d.max_attempts})")
+    g.add_argument("--splits", default=None,
+                   help=f"split fractions (default {','.join(f'{k}={v}' for k, v in d.splits)})")  # fmt: skip
+    g.add_argument("--quality", default=None, help="quality-gate thresholds, e.g. max_span=36,silence_dbfs=-60 (the rest keep theirs)")
     g.add_argument("--log", default=None, help="also log to this file")
     g.set_defaults(handler=cmd_generate)
 

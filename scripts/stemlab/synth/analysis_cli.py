@@ -55,28 +55,45 @@ def _write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> None:
 # --------------------------------------------------------------------------- validity
 
 
+# validity flags -> their synth.validity keys
+VALIDITY_FLAGS = {
+    "splits": "splits",
+    "max_songs_per_genre": "max_songs_per_genre",
+    "beat_tracker": "beat_tracker",
+    "tempo_prior": "tempo_prior",
+    "tempo_prior_margin": "tempo_prior_margin",
+    "beat_window": "beat_window_s",
+    "beat_trim": "beat_trim_s",
+    "stem_audio": "stem_audio",
+    "pitch_tolerance": "pitch_tolerance_semitones",
+}
+
+
+def validity_config(args: argparse.Namespace) -> dict:
+    """synth.validity from `--config` (the synth_validity rule's), each flag that was given written over it."""
+    from stemlab.errors import json_config_arg
+
+    section = json_config_arg(args.config, "--config", "pass the synth.validity config section as JSON")
+    section.update({key: getattr(args, dest) for dest, key in VALIDITY_FLAGS.items() if getattr(args, dest) is not None})
+    return section
+
+
 def cmd_validity(args: argparse.Namespace) -> int:
     from stemlab.logs import setup_logging
     from stemlab.synth import validity
 
     setup_logging(args.log)
-    params = validity.ValidityParams(
-        beat_tracker=args.beat_tracker,
-        tempo_prior=args.tempo_prior,
-        tempo_prior_margin=args.tempo_prior_margin,
-        beat_window_s=args.beat_window,
-        beat_trim_s=args.beat_trim,
-        stem_audio=args.stem_audio,
-        pitch_tolerance_semitones=args.pitch_tolerance,
-    )
+    section = validity_config(args)
+    params = validity.ValidityParams.from_config(section)
+    selection = validity.Selection.from_config(section)
     songs = manifest_songs(args.manifest)
-    chosen = validity.select_songs(songs, args.splits, args.max_songs_per_genre)
+    chosen = validity.select_songs(songs, selection.splits, selection.max_songs_per_genre)
     if chosen.empty:
         raise StemlabError(
-            f"{args.manifest}: no songs in splits {', '.join(args.splits)}; add splits to synth.validity.splits "
+            f"{args.manifest}: no songs in splits {', '.join(selection.splits)}; add splits to synth.validity.splits "
             "or generate more songs (synth.songs)"
         )
-    log.info("validity: %d of %d songs (splits %s), params %s", len(chosen), len(songs), ",".join(args.splits), validity.params_to_json(params))
+    log.info("validity: %d of %d songs (splits %s), params %s", len(chosen), len(songs), ",".join(selection.splits), validity.params_to_json(params))
     rows, stems = validity.analyze_songs(chosen["song_dir"].tolist(), params, workers=args.workers)
     summary = validity.summarize(rows, params.roles, stems)
     _write_csv(rows, args.songs_out)
@@ -120,22 +137,27 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from stemlab.synth.validity import ValidityParams
+    from stemlab.synth.validity import Selection, ValidityParams
 
-    v = ValidityParams()  # the analysis defaults, shown by --help
+    v, sel = ValidityParams(), Selection()  # the analysis defaults, shown by --help
     p = sub.add_parser("validity", help="beat and pitch analysis of held-out songs -> validity table")
     p.add_argument("--manifest", required=True, help="merged manifest (results/synth/manifest.parquet)")
     p.add_argument("--out", required=True, help="summary CSV (per genre, per time signature, overall)")
     p.add_argument("--songs-out", required=True, help="per-song CSV")
-    p.add_argument("--splits", nargs="+", default=["test"])
-    p.add_argument("--max-songs-per-genre", type=int, default=0)
-    p.add_argument("--beat-tracker", default=v.beat_tracker)
-    p.add_argument("--tempo-prior", default=v.tempo_prior, help="genre: the tracker gets the genre preset's tempo range; none: no bound")
-    p.add_argument("--tempo-prior-margin", type=float, default=v.tempo_prior_margin, help="widen the genre range by this fraction each way")
-    p.add_argument("--beat-window", type=float, default=v.beat_window_s)
-    p.add_argument("--beat-trim", type=float, default=v.beat_trim_s)
-    p.add_argument("--stem-audio", default=v.stem_audio)
-    p.add_argument("--pitch-tolerance", type=float, default=v.pitch_tolerance_semitones)
+    p.add_argument("--config", default=None,
+                   help="synth.validity as inline JSON or a JSON file (what the synth_validity rule passes); "
+                        "the flags below override its values when given")  # fmt: skip
+    p.add_argument("--splits", nargs="+", default=None, help=f"splits to analyse (default {' '.join(sel.splits)})")
+    p.add_argument("--max-songs-per-genre", type=int, default=None, help="at most this many songs per genre (default 0 = all)")
+    p.add_argument("--beat-tracker", default=None, help=f"essentia or librosa (default {v.beat_tracker})")
+    p.add_argument("--tempo-prior", default=None,
+                   help=f"genre: the tracker gets the genre preset's tempo range; none: no bound (default {v.tempo_prior})")  # fmt: skip
+    p.add_argument("--tempo-prior-margin", type=float, default=None,
+                   help=f"widen the genre range by this fraction each way (default {v.tempo_prior_margin})")  # fmt: skip
+    p.add_argument("--beat-window", type=float, default=None, help=f"hit window half-width, s (default {v.beat_window_s})")
+    p.add_argument("--beat-trim", type=float, default=None, help=f"beats before this time are not scored, s (default {v.beat_trim_s})")
+    p.add_argument("--stem-audio", default=None, help=f"dry or wet (default {v.stem_audio})")
+    p.add_argument("--pitch-tolerance", type=float, default=None, help=f"semitones (default {v.pitch_tolerance_semitones})")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log", default=None, help="also log to this file")
     p.set_defaults(handler=cmd_validity)

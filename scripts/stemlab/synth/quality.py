@@ -1,12 +1,17 @@
 """The two-layer quality gate: symbolic checks before rendering, audio checks after.
 
 Each check returns (reasons, metrics): an empty `reasons` list passes. The metrics go into song.json.
+
+Defaults: QualityConfig keeps its own (the engine runs without the workflow, and the synth env has no
+jsonschema to read the schema with); they equal the schema's `synth.quality` defaults, which
+tests/test_config_schema.py checks. `clip_level` is Python-only (not a config key).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -22,6 +27,18 @@ class QualityConfig:
     clip_level: float = 1.0  # a sample at or above this magnitude would clip on writing
     silence_dbfs: float = -60.0  # RMS a stem must exceed in every section where it plays
     max_dc: float = 0.005  # |mean| of any channel of a wet stem or the mix
+
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> QualityConfig:
+        """synth.quality (missing keys keep their defaults); ints stay ints, the rest become floats."""
+        from stemlab.errors import StemlabError, check_section_keys
+
+        types = {f.name: f.type for f in fields(cls) if f.name != "clip_level"}
+        values = check_section_keys(section, types, "synth.quality")
+        try:
+            return cls(**{k: int(v) if types[k] in (int, "int") else float(v) for k, v in values.items()})
+        except (TypeError, ValueError) as exc:
+            raise StemlabError(f"synth.quality: {exc}; give numbers") from exc
 
 
 def _run(pitches: list[int]) -> int:

@@ -5,6 +5,11 @@ song.json follows stemlab.synth.schema.SONG_SCHEMA.
 Everything about song `index` derives from (seed, index, attempt): the genre and split from
 (seed, index), all other choices from per-purpose generators rng(seed, "synth", index, attempt, ...).
 Nothing depends on the shard, the worker or what the process generated before.
+
+Config: SynthSettings.from_config(section, seed) reads the `synth` config section (what the synth_shard
+rule passes as `--config`). SynthSettings keeps its own defaults (the engine runs by hand, without the
+workflow, and the synth env has no jsonschema to read the schema with); they equal the schema's `synth`
+defaults, which tests/test_config_schema.py checks, together with every `synth` key being read.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +28,7 @@ from stemlab import seeding
 from stemlab.audio import SAMPLE_RATE, write_audio
 from stemlab.atomic import atomic_path, write_text
 from stemlab.download.fetch import sha256_file
-from stemlab.errors import StemlabError
+from stemlab.errors import StemlabError, check_section_keys
 from stemlab.synth import SYNTH_VERSION, mixing, quality
 from stemlab.synth.compose import ComposeParams, compose
 from stemlab.synth.genres import GENRE_NAMES, GENRES
@@ -39,6 +45,10 @@ OUTPUTS = ("mix", "stems", "dry", "midi")
 # a fifth less encoding CPU for a few percent larger files (scripts/bench/synth_throughput.py)
 FLAC_COMPRESSION = 0.125
 SPLITS = ("train", "valid", "test")
+# keys of the synth section that are not settings of the engine: the shard plan (read by the generate
+# CLI), the job's threads, and the synth_validity job's own section
+PLAN_KEYS = ("songs", "shard_size")
+NOT_SETTINGS = ("workers", "validity")
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -55,6 +65,36 @@ class SynthSettings:
     splits: tuple[tuple[str, float], ...] = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
     quality: quality.QualityConfig = field(default_factory=quality.QualityConfig)
     sample_rate: int = SAMPLE_RATE
+
+    @classmethod
+    def from_config(cls, section: Mapping | None, seed: int | None = None) -> SynthSettings:
+        """The `synth` config section (schema shape: duration {min_s, max_s}, other_parts {min, max},
+        splits {train, valid, test}, quality {...}) as settings; a missing key keeps its default.
+        songs and shard_size (the shard plan) are the caller's; workers and validity are refused, they
+        cannot change a song."""
+        known = ("genres", "duration", "tail_s", "other_parts", "soundfonts", "outputs", "max_attempts",
+                 "splits", "quality", *PLAN_KEYS)  # fmt: skip
+        s = check_section_keys(section, known, "synth")
+        d = cls()
+        duration = check_section_keys(s.get("duration"), ("min_s", "max_s"), "synth.duration")
+        parts = check_section_keys(s.get("other_parts"), ("min", "max"), "synth.other_parts")
+        splits = check_section_keys(s.get("splits"), SPLITS, "synth.splits")
+        try:
+            return cls(
+                seed=d.seed if seed is None else int(seed),
+                genres=tuple(s["genres"]) if "genres" in s else d.genres,
+                duration_s=(float(duration.get("min_s", d.duration_s[0])), float(duration.get("max_s", d.duration_s[1]))),
+                tail_s=float(s.get("tail_s", d.tail_s)),
+                other_parts=(int(parts.get("min", d.other_parts[0])), int(parts.get("max", d.other_parts[1]))),
+                soundfonts=tuple(str(f) for f in s["soundfonts"]) if "soundfonts" in s else d.soundfonts,
+                outputs=tuple(s["outputs"]) if "outputs" in s else d.outputs,
+                max_attempts=int(s.get("max_attempts", d.max_attempts)),
+                # in SPLITS order whatever the order of the mapping, so a reordered config is the same run
+                splits=tuple((k, float(splits[k])) for k in SPLITS if k in splits) if splits else d.splits,
+                quality=quality.QualityConfig.from_config(s.get("quality")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise StemlabError(f"synth: {exc}; fix the config (see config/README.md)") from exc
 
     def __post_init__(self) -> None:
         bad = [g for g in self.genres if g not in GENRES]

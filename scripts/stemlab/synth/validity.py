@@ -3,6 +3,12 @@ beats, pitch tracking of monophonic stems (bass, melody) against their MIDI.
 
 Pure functions first (beat matching, note accuracy), then the analysis of one song directory and the
 per-genre summary table that the `synth_validity` rule writes.
+
+Config: `synth.validity` (what the synth_validity rule passes as `--config`) is read by
+ValidityParams.from_config (the analysis) and Selection.from_config (which songs). Both keep their own
+defaults (the analysis runs by hand, and the synth env has no jsonschema to read the schema with); they
+equal the schema's, which tests/test_config_schema.py checks. The pitch-tracker fields of
+ValidityParams (pitch_sr ... roles) are Python-only, not config keys.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from stemlab.audio import read_audio, resample
-from stemlab.errors import StemlabError
+from stemlab.errors import StemlabError, check_section_keys
 from stemlab.synth.midinotes import Note, is_monophonic, read_notes
 from stemlab.synth.songdir import load_song, time_signature_text
 
@@ -68,6 +74,19 @@ class ValidityParams:
             "melody": PitchRole(60.0, 2100.0, 1024),
         }
     )
+
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> ValidityParams:
+        """synth.validity as analysis parameters (a missing key keeps its default); its song selection
+        (splits, max_songs_per_genre) is Selection's."""
+        values = check_section_keys(section, (*CONFIG_PARAMS, *Selection.KEYS), "synth.validity")
+        params = {k: values[k] for k in CONFIG_PARAMS if k in values}
+        try:
+            params = {k: v if k in ("beat_tracker", "tempo_prior", "stem_audio") else float(v) for k, v in params.items()}
+        except (TypeError, ValueError) as exc:
+            raise StemlabError(f"synth.validity: {exc}; give numbers") from exc
+        return cls(**params)
+
     def __post_init__(self) -> None:
         if self.beat_tracker not in BEAT_TRACKERS:
             raise StemlabError(
@@ -84,6 +103,34 @@ class ValidityParams:
             )
         if self.stem_audio not in ("dry", "wet"):
             raise StemlabError(f"synth.validity.stem_audio={self.stem_audio!r} must be dry or wet; fix the config")
+
+
+# the fields of ValidityParams that are keys of synth.validity
+CONFIG_PARAMS = ("beat_tracker", "tempo_prior", "tempo_prior_margin", "beat_window_s", "beat_trim_s", "stem_audio",
+                 "pitch_tolerance_semitones")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which songs the validity table analyses: those of `splits`, at most `max_songs_per_genre` per
+    genre (0 = all), the lowest song ids first."""
+
+    splits: tuple[str, ...] = ("test",)
+    max_songs_per_genre: int = 0
+    KEYS = ("splits", "max_songs_per_genre")
+
+    @classmethod
+    def from_config(cls, section: Mapping | None) -> Selection:
+        values = check_section_keys(section, (*CONFIG_PARAMS, *cls.KEYS), "synth.validity")
+        d = cls()
+        splits = values.get("splits", d.splits)
+        if isinstance(splits, str) or not splits:
+            raise StemlabError("synth.validity.splits must be a non-empty list of train, valid, test")
+        try:
+            count = int(values.get("max_songs_per_genre", d.max_songs_per_genre))
+        except (TypeError, ValueError) as exc:
+            raise StemlabError(f"synth.validity.max_songs_per_genre: {exc}; give a whole number") from exc
+        return cls(tuple(str(s) for s in splits), count)
 
 
 # --------------------------------------------------------------------------- beats
