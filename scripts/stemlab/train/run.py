@@ -67,7 +67,7 @@ def train_job(job: Job, out_dir: str | os.PathLike[str], checkpoint_dir: str | o
         eval_fn=task.validate if overrides(task, "validate") else None,
         desc=f"{job.model} seed {job.seed}",
         optimizers=task.optimizers,
-        step_fn=task.train_step if overrides(task, "train_step") else None,
+        step_fn=task.train_step if task.owns_step() else None,
         frozen=task.frozen_modules(model),
     )
     result = trainer.fit()

@@ -104,6 +104,10 @@ class Task:
         """Override to take over backward and optimizer steps (the default loop step calls `loss`)."""
         raise NotImplementedError
 
+    def owns_step(self) -> bool:
+        """Whether the loop calls `train_step` (default: when the task implements it)."""
+        return overrides(self, "train_step")
+
     def optimizers(self, model: nn.Module, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
         return adamw(model, cfg)
 
