@@ -134,6 +134,7 @@ def _jobs(text: str) -> set[str]:
     return {line.split()[0] for line in text.splitlines() if line.split() and line.split()[0] in rules}
 
 
+@pytest.mark.slow
 def test_songs_added_to_a_corpus_folder_rebuild_the_corpus(tmp_path):
     src = make_musdb(tmp_path / "my musdb", ["A - a"], ["C - c"], seconds=0.2)
     workdir = tmp_path / "run"

@@ -1,4 +1,4 @@
-"""The 3b subcommands of the synth CLI (validity, stats, export) on a manifest in the results layout."""
+"""The analysis subcommands of the synth CLI (validity, stats, export) on a manifest in the results layout."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def manifest(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_validity_cli_writes_tables(manifest, tmp_path, capsys):
     out, songs_out = tmp_path / "tables" / "v.csv", tmp_path / "tables" / "v_songs.csv"
     assert _run(["validity", "--manifest", str(manifest), "--out", str(out), "--songs-out", str(songs_out), "--workers", "2"]) == 0

@@ -45,6 +45,7 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 @needs_sf2
 def test_same_bytes_across_shard_sizes_workers_and_processes(reference, tmp_path):
     # the same songs as shards of 1 and 3 songs, the second with two worker processes
@@ -67,6 +68,7 @@ def test_same_bytes_across_shard_sizes_workers_and_processes(reference, tmp_path
     assert list(merged["shard"]) == ["a", "b", "b", "b"]
 
 
+@pytest.mark.slow
 @needs_sf2
 def test_killed_shard_job_then_rerun_gives_the_same_bytes(reference, tmp_path):
     out = tmp_path / "shard-00000"
