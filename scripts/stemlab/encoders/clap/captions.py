@@ -1,0 +1,125 @@
+"""Captions of audio windows, composed from what the annotations know (the text side of CLAP training).
+
+Synthetic songs (song.json of stemlab.synth): genre, tempo, key and mode, meter, swing, the section at the
+window and the stems playing in it with their instruments and roles. Real corpora: the corpus metadata in
+song.json `source` (MoisesDB genre, MedleyDB genre) and the stem categories present, plus the essentia
+tempo and key of the data stage's features table when given. Several templates word the same facts; which
+one a training item gets is drawn from (seed, index), so the text side sees paraphrases, not one string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ZERO_SHOT_TEMPLATE = "This audio is a {genre} song."  # LAION's GTZAN protocol
+
+_CATEGORY_WORDS = {
+    "bass": "bass", "drums": "drums", "vocals": "vocals", "guitar": "guitar", "piano": "piano",
+    "other_keys": "keyboards", "bowed_strings": "strings", "wind": "wind instruments",
+    "percussion": "percussion", "other_plucked": "plucked strings", "other": "other sounds",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WindowFacts:
+    """What is known about one audio window (None: unknown)."""
+
+    genre: str | None
+    tempo_bpm: float | None
+    key: str | None
+    mode: str | None
+    meter: str | None
+    section: str | None
+    instruments: tuple[str, ...]  # what is heard, as words ("synth bass", "electronic kit drums", ...)
+    stem: str | None = None  # the window is one stem (its words), not the mix
+
+
+def _tempo_word(bpm: float) -> str:
+    return "slow" if bpm < 90 else "mid-tempo" if bpm < 120 else "fast" if bpm < 150 else "very fast"
+
+
+def _instrument_word(stem: Mapping[str, Any]) -> str:
+    instrument = stem.get("instrument") or {}
+    name = str(instrument.get("name") or "").strip().lower() if isinstance(instrument, Mapping) else ""
+    category = _CATEGORY_WORDS.get(str(stem.get("category")), str(stem.get("category", "")).replace("_", " "))
+    if not name:
+        return category
+    return name if category in name or bool(instrument.get("is_drum")) and "kit" in name else f"{name} {category}"
+
+
+def section_at(song: Mapping[str, Any], seconds: float) -> Mapping[str, Any] | None:
+    for section in song.get("arrangement") or []:
+        if section.get("start_s", 0.0) <= seconds < section.get("end_s", 0.0):
+            return section
+    return None
+
+
+def window_facts(song: Mapping[str, Any], start_s: float, length_s: float, stem: str | None = None,
+                 features: Mapping[str, Any] | None = None) -> WindowFacts:  # fmt: skip
+    """The facts of the window [start_s, start_s + length_s) of a canonical song (one stem, or the mix)."""
+    source = song.get("source") or {}
+    features = features or {}
+    section = section_at(song, start_s + length_s / 2)
+    active = set(section.get("active_stems") or []) if section else None
+    stems = [s for s in song.get("stems") or [] if stem is None or s.get("name") == stem]
+    heard = [s for s in stems if active is None or s.get("name") in active] or stems
+    meter = song.get("time_signature")
+    tempo = song.get("tempo_bpm", features.get("bpm"))
+    genre = song.get("genre") or source.get("genre")
+    return WindowFacts(
+        genre=str(genre).lower() if genre else None,
+        tempo_bpm=float(tempo) if tempo else None,
+        key=song.get("key") or features.get("key"),
+        mode=song.get("mode") or features.get("scale"),
+        meter=f"{meter[0]}/{meter[1]}" if isinstance(meter, Sequence) and len(meter) == 2 else None,
+        section=str(section["section"]) if section and section.get("section") else None,
+        instruments=tuple(_instrument_word(s) for s in heard),
+        stem=_instrument_word(stems[0]) if stem is not None and stems else None,
+    )
+
+
+def _join(words: Sequence[str]) -> str:
+    words = list(dict.fromkeys(words))
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def captions(facts: WindowFacts) -> list[str]:
+    """Every template's wording of `facts` (template 0 is the one evaluation uses)."""
+    genre = facts.genre or "music"
+    song = f"{genre} song" if facts.genre else "piece of music"
+    tempo = f" at {round(facts.tempo_bpm)} bpm" if facts.tempo_bpm else ""
+    pace = f"{_tempo_word(facts.tempo_bpm)} " if facts.tempo_bpm else ""
+    key = f" in {facts.key} {facts.mode}" if facts.key and facts.mode else ""
+    section = f"the {facts.section} of " if facts.section else ""
+    meter = f" in {facts.meter} time" if facts.meter else ""
+    heard = _join(facts.instruments)
+    if facts.stem is not None:
+        return [
+            f"{facts.stem} playing in {section}a {song}{key}{tempo}.",
+            f"A solo {facts.stem} track from a {pace}{song}.",
+            f"Isolated {facts.stem}, {genre}{key}.",
+            f"The {facts.stem} part of a {song}{meter}.",
+        ]
+    with_heard = f" with {heard}" if heard else ""
+    return [
+        f"A {pace}{song}{with_heard}{key}{tempo}.",
+        f"This is {section}a {song}{meter}{with_heard}.",
+        f"{genre.capitalize()} music{with_heard}, {pace}{key.strip() or 'instrumental'}.",
+        f"A {song}{tempo}: {heard or 'a band'} playing{key}.",
+        f"{heard.capitalize() or 'Instruments'} in a {pace}{genre} track{meter}.",
+    ]
+
+
+def pick_caption(facts: WindowFacts, generator: np.random.Generator) -> str:
+    options = captions(facts)
+    return options[int(generator.integers(0, len(options)))]
+
+
+def zero_shot_prompts(genres: Sequence[str]) -> list[str]:
+    return [ZERO_SHOT_TEMPLATE.format(genre=g) for g in genres]

@@ -1,0 +1,233 @@
+"""CLAP on the model frame: contrastive training on (audio window, caption) pairs, or LAION's pretrained
+music checkpoint; retrieval and zero-shot genre evaluation on held-out songs; `embed` for the cache.
+
+Training items are the mix windows of the `clap` segment tables (plus active stem windows with stem
+captions, `settings.with_stems`); each step draws a random clip of `clip_seconds` inside each window and
+one of several caption templates, both from (seed, micro-batch index). Loss: laion-clap's ClipLoss with
+the MLP heads. Evaluation on the test split's mix windows (template 0 captions):
+- t2a / a2t R@1 and R@10 per query (1 when the window's own caption / audio ranks within k among all
+  test windows), against chance k/N;
+- t2a_median_rank: one value per seed (a set statistic), against (N + 1) / 2;
+- zeroshot_genre_acc: argmax over "This audio is a <genre> song." for the config's genres, against 1/G.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from stemlab.data.segment_tables import read_segment_tables
+from stemlab.encoders.base import EncoderTask
+from stemlab.encoders.clap import captions as cap
+from stemlab.encoders.clap import laion
+from stemlab.encoders.clap import model as clap_model
+from stemlab.encoders.clap.windows import CLAP_RATE, WINDOW, ClapItem, clap_items, clip_offsets, item_audio, to_clap_audio
+from stemlab.errors import StemlabError
+from stemlab.logs import log, progress
+from stemlab.seeding import rng
+from stemlab.train import prefetched, step_indices
+from stemlab.train.registry import register
+
+
+@dataclass(frozen=True)
+class ClapSettings:
+    """models.clap.settings (defaults: the schema's)."""
+
+    source: str  # trained | pretrained
+    clip_seconds: float
+    with_stems: bool
+    joint_dim: int
+    audio: dict
+    htsat: dict
+    text: dict
+    pretrained: dict
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> ClapSettings:
+        from stemlab.config import deep_merge, schema_defaults
+
+        values = deep_merge(schema_defaults("models", "clap", "settings"), section)
+        unknown = sorted(set(values) - {f for f in cls.__dataclass_fields__})
+        if unknown:
+            raise StemlabError(f"models.clap.settings: unknown key {unknown[0]!r}; see config/README.md")
+        if values["source"] not in ("trained", "pretrained"):
+            raise StemlabError(f"models.clap.settings.source is {values['source']!r}; use trained or pretrained")
+        return cls(**values)
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_seconds * CLAP_RATE))
+
+
+@register
+class ClapTask(EncoderTask):
+    name = "clap"
+    metric_directions = {
+        "t2a_r1": "higher", "t2a_r10": "higher", "a2t_r1": "higher", "a2t_r10": "higher",
+        "t2a_median_rank": "lower", "zeroshot_genre_acc": "higher",
+    }  # fmt: skip
+
+    def parse_settings(self, section: Mapping[str, Any]) -> ClapSettings:
+        return ClapSettings.from_config(section)
+
+    # ------------------------------------------------------------------ model
+    @property
+    def text_type(self) -> str:
+        return "roberta" if self.settings.source == "pretrained" else "transformer"
+
+    def build_model(self) -> nn.Module:
+        if self.settings.source == "pretrained":
+            from stemlab.encoders.clap.pretrained import build_pretrained
+
+            return build_pretrained(self.settings, self.pretrained_dir(self.settings.pretrained["snapshot"]))
+        return clap_model.build(self.settings)
+
+    def tokenize(self, texts: list[str]) -> Any:
+        if self.text_type == "roberta":
+            from stemlab.encoders.clap.pretrained import roberta_tokens
+
+            return roberta_tokens(self.pretrained_dir(self.settings.pretrained["snapshot"]), texts,
+                                  int(self.settings.text["context_length"]))  # fmt: skip
+        return laion.tokenize(texts, int(self.settings.text["context_length"]))
+
+    def embedding_dim(self) -> int:
+        return int(self.settings.joint_dim)
+
+    # ------------------------------------------------------------------ training
+    def setup(self) -> None:
+        table = read_segment_tables(self.segment_tables(WINDOW))
+        self.train_items = clap_items(table, self.stems_root, "train", self.settings.with_stems)
+        self.valid_items = clap_items(table, self.stems_root, "valid", False)
+        if not self.train_items:
+            raise StemlabError("the clap segment tables have no train-split windows; enable a corpus with a train split")
+        self.loss_fn = laion.clip_loss()
+        log.info("clap: %d train items (%d mix windows), %d valid windows, clips of %.2f s",
+                 len(self.train_items), sum(it.stem == "mix" for it in self.train_items), len(self.valid_items),
+                 self.settings.clip_seconds)  # fmt: skip
+        n_valid = min(len(self.valid_items), self.loop.valid_batches * self.loop.batch_size)
+        self.valid_batch = self._batch([self.valid_items[i] for i in range(n_valid)], None, 0) if n_valid >= 2 else None
+
+    def _batch(self, items: list[ClapItem], generator: np.random.Generator | None, caption_index: int | None) -> dict:
+        clips, texts = [], []
+        clip = self.settings.clip_samples
+        for item in items:
+            audio = item_audio(item)
+            total = int(round(item.length * CLAP_RATE / 44_100))
+            offset = int(generator.integers(0, max(1, total - clip) + 1)) if generator is not None else 0
+            clips.append(to_clap_audio(audio, clip, offset))
+            texts.append(cap.pick_caption(item.facts, generator) if generator is not None else cap.captions(item.facts)[caption_index or 0])
+        return {"waveform": torch.from_numpy(np.stack(clips)), "tokens": self.tokenize(texts)}
+
+    def data(self, start: int) -> Iterator[dict]:
+        n, batch_size, seed = len(self.train_items), self.loop.batch_size, self.loop.seed
+
+        def make(index: int) -> dict:
+            picks = step_indices(n, batch_size, seed, index)
+            return self._batch([self.train_items[int(i)] for i in picks], rng(seed, "clap-batch", index), None)
+
+        yield from prefetched(make, start, workers=self.loop.workers)
+
+    def loss(self, model: nn.Module, batch: Mapping[str, Any], generator: torch.Generator):  # noqa: ARG002
+        device = batch["waveform"].device
+        a, t, a_mlp, t_mlp, scale_a, scale_t = model({"waveform": batch["waveform"]}, batch["tokens"], device=device)
+        loss = self.loss_fn(a, t, scale_a, scale_t, a_mlp, t_mlp)
+        return loss, {"logit_scale": float(scale_a.detach())}
+
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        if self.valid_batch is None:
+            return {}
+        device = next(model.parameters()).device
+        batch = {"waveform": self.valid_batch["waveform"].to(device), "tokens": _to(self.valid_batch["tokens"], device)}
+        loss, _ = self.loss(model, batch, torch.Generator())
+        audio = clap_model.audio_embedding(model, batch["waveform"])
+        text = clap_model.text_embedding(model, batch["tokens"])
+        hits = (audio @ text.T).argmax(dim=1) == torch.arange(len(audio), device=device)
+        return {"loss": float(loss), "a2t_r1_batch": float(hits.float().mean())}
+
+    def owns_step(self) -> bool:
+        return self.settings.source == "pretrained"
+
+    def train_step(self, model, micro_batches, ctx):
+        """The pretrained source trains nothing: its steps leave the loaded weights as they are."""
+        return torch.zeros(()), {}
+
+    def optimizers(self, model, cfg):
+        return {} if self.settings.source == "pretrained" else super().optimizers(model, cfg)
+
+    def identity(self) -> dict[str, Any]:
+        items = self.train_items if self.settings.source == "trained" else []
+        return {"train_items": [it.key for it in items], "text_type": self.text_type}
+
+    def meta(self, model: nn.Module) -> dict[str, Any]:
+        return {"train_items": len(self.train_items), "valid_items": len(self.valid_items), "source": self.settings.source,
+                "clip_seconds": self.settings.clip_seconds}  # fmt: skip
+
+    # ------------------------------------------------------------------ embedding
+    @torch.no_grad()
+    def embed(self, model: nn.Module, audio: torch.Tensor) -> torch.Tensor:
+        """Mean of the L2-normalised embeddings of the clips covering each window, renormalised."""
+        device = audio.device
+        stereo = audio.detach().cpu().numpy()
+        clip = self.settings.clip_samples
+        out = []
+        for window in stereo:
+            offsets = clip_offsets(window.shape[-1], clip)
+            clips = torch.from_numpy(np.stack([to_clap_audio(window, clip, o) for o in offsets])).to(device)
+            out.append(torch.nn.functional.normalize(clap_model.audio_embedding(model, clips).mean(dim=0), dim=-1))
+        return torch.stack(out).float()
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
+        table = read_segment_tables(self.segment_tables(WINDOW))
+        items = clap_items(table, self.stems_root, "test", False)
+        limit = self.job.eval.get("max_windows")
+        if limit and len(items) > limit:
+            items = [items[int(i)] for i in np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))]
+        if len(items) < 2:
+            raise StemlabError("the clap segment tables have fewer than 2 test-split windows; nothing to retrieve among")
+        device = next(model.parameters()).device
+        audio = torch.cat([self.embed(model, torch.from_numpy(item_audio(it))[None].to(device)) for it in progress(items, desc="clap audio")])
+        text = clap_model.text_embedding(model, _to(self.tokenize([cap.captions(it.facts)[0] for it in items]), device))
+        sim = (audio @ text.T).cpu().numpy().astype(np.float64)  # audio x text
+        rows = retrieval_rows(sim, [it.key for it in items])
+        genres = list(self.job.eval.get("genres") or [])
+        if genres:
+            prompts = clap_model.text_embedding(model, _to(self.tokenize(cap.zero_shot_prompts(genres)), device))
+            guess = (audio @ prompts.T).argmax(dim=1).cpu().numpy()
+            for it, g in zip(items, guess):
+                if it.facts.genre in genres:
+                    rows.append({"system": "clap", "metric": "zeroshot_genre_acc", "value": float(genres[g] == it.facts.genre), "item": it.key})
+                    rows.append({"system": "chance", "metric": "zeroshot_genre_acc", "value": 1.0 / len(genres), "item": it.key})
+        return pd.DataFrame(rows)
+
+
+def _to(tokens: Any, device: torch.device) -> Any:
+    if isinstance(tokens, Mapping):
+        return {k: v.to(device) for k, v in tokens.items()}
+    return tokens.to(device)
+
+
+def retrieval_rows(sim: np.ndarray, keys: list[str]) -> list[dict]:
+    """R@1 / R@10 rows per query in both directions and the median rank (one row), for a square
+    audio x text similarity matrix whose diagonal holds the matching pairs; chance rows beside them."""
+    n = sim.shape[0]
+    # rank of the true match (1 = first); ties count against the model
+    a2t = 1 + (sim > np.diag(sim)[:, None]).sum(axis=1) + ((sim == np.diag(sim)[:, None]).sum(axis=1) - 1)
+    t2a = 1 + (sim.T > np.diag(sim)[:, None]).sum(axis=1) + ((sim.T == np.diag(sim)[:, None]).sum(axis=1) - 1)
+    rows = []
+    for direction, ranks in (("t2a", t2a), ("a2t", a2t)):
+        for k in (1, 10):
+            for key, r in zip(keys, ranks):
+                rows.append({"system": "clap", "metric": f"{direction}_r{k}", "value": float(r <= k), "item": key})
+                rows.append({"system": "chance", "metric": f"{direction}_r{k}", "value": min(k, n) / n, "item": key})
+    rows.append({"system": "clap", "metric": "t2a_median_rank", "value": float(np.median(t2a)), "item": "all"})
+    rows.append({"system": "chance", "metric": "t2a_median_rank", "value": (n + 1) / 2, "item": "all"})
+    return rows
