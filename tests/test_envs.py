@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 
 from stemlab import envcheck
+from stemlab.config import load_config
 from tests.workflow_utils import REPO, load_rules
 
 WORK_RULES = [r for r in load_rules() if r.does_work]
+# every model of the paper config (its task modules are imported by name at run time)
+TASKS = envcheck.task_modules(load_config())
 
 
 def _problems(rules) -> list[str]:
@@ -23,10 +26,18 @@ def _problems(rules) -> list[str]:
             rule.name,
             rule.conda_env,
             rule.has_log,
-            envcheck.rule_entry_modules(rule.shellcmd),
+            envcheck.rule_entry_modules(rule.shellcmd, TASKS),
             REPO / "scripts",
         )
     return problems
+
+
+def test_model_task_modules_are_checked_with_the_rules_that_load_them():
+    assert "stemlab.megami.fxprocessor_task" in TASKS and len(TASKS) >= 2
+    train = next(r for r in WORK_RULES if r.name == "train_model")
+    assert set(TASKS) <= set(envcheck.rule_entry_modules(train.shellcmd, TASKS))
+    synth = next(r for r in WORK_RULES if r.name == "synth_shard")
+    assert not set(TASKS) & set(envcheck.rule_entry_modules(synth.shellcmd, TASKS))
 
 
 def test_workflow_has_rules_that_do_work():
