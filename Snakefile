@@ -23,6 +23,7 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/cache.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 
@@ -46,6 +47,11 @@ rule data:
 rule train:
     input:
         train_targets(),
+
+
+rule cache:
+    input:
+        cache_targets(),
 
 
 rule evaluate:

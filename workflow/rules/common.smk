@@ -474,7 +474,71 @@ def all_targets():
         + train_targets()
         + evaluate_targets()
         + figure_targets()
+        + cache_targets()
     )
+
+
+# --------------------------------------------------------------------------- cache
+# (cache.smk) Embeddings of every window later models read, one file per (encoder, corpus, shard): rows
+# of a table derived from config `cache:` and the model table (stemlab.cacheplan). A cache job runs
+# with the encoder's evaluate resources (GPU where models.<encoder>.resources.eval.gpu asks for one).
+import types  # noqa: E402
+
+from stemlab import cacheplan  # noqa: E402
+
+
+@functools.cache
+def cache_plans():
+    """The cached encoders: those of cache.encoders that are enabled models with data."""
+    return cacheplan.cache_plans(config, model_plans(), data_corpora())
+
+
+def cache_encoder_re():
+    return "|".join(cache_plans()) or "(?!)"
+
+
+def _cache_inputs(wildcards):
+    return cacheplan.cache_inputs(
+        cache_plans(),
+        model_plans(),
+        wildcards.encoder,
+        wildcards.corpus,
+        wildcards.shard,
+    )
+
+
+def cache_job_inputs(wildcards):
+    """The encoder's final.pt, the corpus's segment tables of cache.windows, the stem shard folder and
+    whatever the encoder loads besides (upstream final.pt, pretrained folders)."""
+    return cacheplan.input_files(_cache_inputs(wildcards))
+
+
+def cache_job(wildcards):
+    """The job config (JSON, one shell word) of one cache job."""
+    text = cacheplan.cache_job_config(
+        config,
+        cache_plans()[wildcards.encoder],
+        wildcards.corpus,
+        wildcards.shard,
+        _cache_inputs(wildcards),
+    )
+    return shlex.quote(text)
+
+
+def cache_resource(key):
+    """model_resource of the encoder's evaluate job, for a job whose wildcard is {encoder}."""
+    value = model_resource("eval", key)
+    return lambda wildcards, attempt: value(
+        types.SimpleNamespace(model=wildcards.encoder), attempt
+    )
+
+
+def cache_threads(wildcards):
+    return model_plans()[wildcards.encoder].section["resources"]["eval"]["threads"]
+
+
+def cache_targets():
+    return cacheplan.cache_files(cache_plans(), data_shards)
 
 
 # --------------------------------------------------------------------------- cluster resources
