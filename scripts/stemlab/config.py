@@ -173,3 +173,16 @@ def load_config(*overlays: str | os.PathLike[str], base: str | os.PathLike[str] 
             config = deep_merge(config, yaml.safe_load(fh) or {})
     check_config(config, SCHEMA_PATH)
     return fill_defaults(config)
+
+
+def settings_section(*path: str, section: Mapping[str, Any] | None) -> dict:
+    """A model's config section at `path` (e.g. "models", "clap", "settings") over its schema defaults,
+    nested objects merged; a key the schema does not list is refused in one line naming it."""
+    values = deep_merge(schema_defaults(*path), section or {})
+    props, extra = _properties(_schema(os.fspath(SCHEMA_PATH)), _subschema(_schema(os.fspath(SCHEMA_PATH)), path))
+    if extra is not False:
+        return values
+    unknown = sorted(set(values) - set(props))
+    if unknown:
+        raise StemlabError(f"{'.'.join(path)}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(props))}")
+    return values

@@ -104,9 +104,9 @@ class EvalSettings:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> EvalSettings:
-        from stemlab.config import schema_defaults
+        from stemlab.config import settings_section
 
-        values = schema_defaults("models", "fxprocessor", "eval") | dict(section)
+        values = settings_section("models", "fxprocessor", "eval", section=section)
         return cls(values["max_items"], values["max_samples"], tuple(int(n) for n in values["fft_sizes"]))
 
 

@@ -46,12 +46,9 @@ class FxSettings:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> FxSettings:
-        from stemlab.config import deep_merge, schema_defaults
+        from stemlab.config import settings_section
 
-        values = deep_merge(schema_defaults("models", "fxprocessor", "settings"), section)
-        unknown = sorted(set(values) - {"model", "loss", "segment_samples"})
-        if unknown:
-            raise StemlabError(f"models.fxprocessor.settings: unknown key {unknown[0]!r}; see config/README.md")
+        values = settings_section("models", "fxprocessor", "settings", section=section)
         loss = values["loss"]
         return cls(
             model=dict(values["model"]),

@@ -14,14 +14,11 @@ of the evaluation settings does not retrain).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from stemlab.errors import StemlabError
+from stemlab.errors import StemlabError, json_config_arg
 
 
 @dataclass(frozen=True)
@@ -84,16 +81,7 @@ class Job:
 
 def read_job(text: str) -> Job:
     """A job from `--config`: inline JSON (what the rules pass) or the path of a JSON file."""
-    source = "--config"
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise StemlabError(f"{path}: job config not found; pass a JSON file or inline JSON to --config")
-        text, source = path.read_text(encoding="utf-8"), os.fspath(path)
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise StemlabError(f"{source}: job config is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
-    if not isinstance(values, dict):
-        raise StemlabError(f"{source}: job config must be a JSON object")
+    values = json_config_arg(text, "--config", "pass the job config the workflow writes (stemlab.train.job)")
+    if not values:
+        raise StemlabError("--config is empty; pass the job config the workflow writes (stemlab.train.job)")
     return Job.from_dict(values)

@@ -51,12 +51,9 @@ class ClapSettings:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> ClapSettings:
-        from stemlab.config import deep_merge, schema_defaults
+        from stemlab.config import settings_section
 
-        values = deep_merge(schema_defaults("models", "clap", "settings"), section)
-        unknown = sorted(set(values) - {f for f in cls.__dataclass_fields__})
-        if unknown:
-            raise StemlabError(f"models.clap.settings: unknown key {unknown[0]!r}; see config/README.md")
+        values = settings_section("models", "clap", "settings", section=section)
         if values["source"] not in ("trained", "pretrained"):
             raise StemlabError(f"models.clap.settings.source is {values['source']!r}; use trained or pretrained")
         return cls(**values)
