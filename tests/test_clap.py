@@ -107,7 +107,7 @@ def test_captions_say_what_the_annotations_know():
 
 
 def test_retrieval_metrics_in_closed_form():
-    # 4 windows: audio 0 and 1 find their text first; audio 2's text ranks 3rd; audio 3's text 2nd
+    # 4 windows with distinct captions: audio 0 and 1 find their text first; audio 2's text ranks 3rd; audio 3's 2nd
     sim = np.array([[0.9, 0.1, 0.0, 0.0],
                     [0.2, 0.8, 0.1, 0.0],
                     [0.5, 0.6, 0.3, 0.0],
@@ -115,12 +115,27 @@ def test_retrieval_metrics_in_closed_form():
     rows = pd.DataFrame(retrieval_rows(sim, ["a", "b", "c", "d"]))
     mine = rows[rows["system"] == "clap"].set_index(["metric", "item"])["value"]
     assert [mine[("a2t_r1", k)] for k in "abcd"] == [1, 1, 0, 0]
-    # text -> audio: column j ranked; text c (column 2): audio 3 scores 0.7 > 0.3, rank 2; text d: rank 1
+    # text -> audio: text c (column 2) finds audio 3 (0.7) before audio 2 (0.3): rank 2; text d: rank 1
     assert [mine[("t2a_r1", k)] for k in "abcd"] == [1, 1, 0, 1]
     assert all(mine[("a2t_r10", k)] == 1 for k in "abcd")  # N < 10: every match is within 10
     assert mine[("t2a_median_rank", "all")] == 1.0
     chance = rows[rows["system"] == "chance"].set_index(["metric", "item"])["value"]
-    assert chance[("t2a_r1", "a")] == 0.25 and chance[("t2a_r10", "a")] == 1.0 and chance[("t2a_median_rank", "all")] == 2.5
+    assert chance[("t2a_r1", "a")] == 0.25 and chance[("t2a_r10", "a")] == 1.0 and chance[("a2t_r1", "a")] == 0.25
+    assert chance[("t2a_median_rank", "all")] == 2.5  # (N + 1) / (P + 1) with one positive
+
+
+def test_shared_captions_are_one_query_with_several_positives():
+    # windows 0 and 1 share caption "x": text x hits if either audio is first; a2t ranks 2 distinct captions
+    sim = np.array([[0.1, 0.1, 0.9],
+                    [0.8, 0.8, 0.2],
+                    [0.3, 0.3, 0.4]])  # fmt: skip
+    rows = pd.DataFrame(retrieval_rows(sim, ["w0", "w1", "w2"], ["x", "x", "y"]))
+    mine = rows[rows["system"] == "clap"].set_index(["metric", "item"])["value"]
+    assert mine[("t2a_r1", "x")] == 1.0 and mine[("t2a_r1", "y")] == 0.0  # y's best window is w0 (0.9), not w2
+    assert [mine[("a2t_r1", w)] for w in ("w0", "w1", "w2")] == [0.0, 1.0, 1.0]
+    chance = rows[rows["system"] == "chance"].set_index(["metric", "item"])["value"]
+    assert chance[("t2a_r1", "x")] == pytest.approx(2 / 3) and chance[("t2a_r1", "y")] == pytest.approx(1 / 3)
+    assert chance[("a2t_r1", "w0")] == 0.5
 
 
 # ---------------------------------------------------------------------------- training and evaluation
@@ -140,7 +155,7 @@ def test_training_and_evaluation_through_the_frame(tmp_path):
     rows = evaluate_job(clap_job(root, TINY), tmp_path / "model", tmp_path / "eval")
     assert set(rows["system"]) == {"clap", "chance"}
     assert set(rows["metric"]) == {"t2a_r1", "t2a_r10", "a2t_r1", "a2t_r10", "t2a_median_rank", "zeroshot_genre_acc"}
-    assert len(rows[(rows["system"] == "clap") & (rows["metric"] == "t2a_r1")]) == 6  # 2 test songs x 3 windows
+    assert len(rows[(rows["system"] == "clap") & (rows["metric"] == "a2t_r1")]) == 6  # 2 test songs x 3 windows
     # embed() of a window equals the model's own embedding of its one clip
     task, model, _ = load_trained(tmp_path / "model" / "final.pt", "cpu", {"segments": {"clap": [str(root / "clap.parquet")]}})
     song = root / "stems" / "synthetic" / "shard-00000" / "syn-000006"

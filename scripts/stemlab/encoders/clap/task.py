@@ -5,9 +5,10 @@ Training items are the mix windows of the `clap` segment tables (plus active ste
 captions, `settings.with_stems`); each step draws a random clip of `clip_seconds` inside each window and
 one of several caption templates, both from (seed, micro-batch index). Loss: laion-clap's ClipLoss with
 the MLP heads. Evaluation on the test split's mix windows (template 0 captions):
-- t2a / a2t R@1 and R@10 per query (1 when the window's own caption / audio ranks within k among all
-  test windows), against chance k/N;
-- t2a_median_rank: one value per seed (a set statistic), against (N + 1) / 2;
+- a2t R@1 / R@10 per window (its own caption within the first k of the distinct test captions) and
+  t2a R@1 / R@10 per distinct caption (any window it describes within the first k), each against its
+  exact chance (windows of one song often share a caption, so captions are deduplicated: see retrieval_rows);
+- t2a_median_rank: one value per seed (a set statistic), against the median rank of a random order;
 - zeroshot_genre_acc: argmax over "This audio is a <genre> song." for the config's genres, against 1/G.
 """
 
@@ -192,9 +193,10 @@ class ClapTask(EncoderTask):
             raise StemlabError("the clap segment tables have fewer than 2 test-split windows; nothing to retrieve among")
         device = next(model.parameters()).device
         audio = torch.cat([self.embed(model, torch.from_numpy(item_audio(it))[None].to(device)) for it in progress(items, desc="clap audio")])
-        text = clap_model.text_embedding(model, _to(self.tokenize([cap.captions(it.facts)[0] for it in items]), device))
+        texts = [cap.captions(it.facts)[0] for it in items]
+        text = clap_model.text_embedding(model, _to(self.tokenize(texts), device))
         sim = (audio @ text.T).cpu().numpy().astype(np.float64)  # audio x text
-        rows = retrieval_rows(sim, [it.key for it in items])
+        rows = retrieval_rows(sim, [it.key for it in items], texts)
         genres = list(self.job.eval.get("genres") or [])
         if genres:
             prompts = clap_model.text_embedding(model, _to(self.tokenize(cap.zero_shot_prompts(genres)), device))
@@ -212,19 +214,48 @@ def _to(tokens: Any, device: torch.device) -> Any:
     return tokens.to(device)
 
 
-def retrieval_rows(sim: np.ndarray, keys: list[str]) -> list[dict]:
-    """R@1 / R@10 rows per query in both directions and the median rank (one row), for a square
-    audio x text similarity matrix whose diagonal holds the matching pairs; chance rows beside them."""
-    n = sim.shape[0]
-    # rank of the true match (1 = first); ties count against the model
-    a2t = 1 + (sim > np.diag(sim)[:, None]).sum(axis=1) + ((sim == np.diag(sim)[:, None]).sum(axis=1) - 1)
-    t2a = 1 + (sim.T > np.diag(sim)[:, None]).sum(axis=1) + ((sim.T == np.diag(sim)[:, None]).sum(axis=1) - 1)
+def _hit_chance(n: int, positives: int, k: int) -> float:
+    """P(at least one of `positives` items among the first k of a random order of n)."""
+    if k >= n:
+        return 1.0
+    miss = 1.0
+    for j in range(k):
+        miss *= (n - positives - j) / (n - j)
+    return 1.0 - max(miss, 0.0)
+
+
+def retrieval_rows(sim: np.ndarray, keys: list[str], texts: list[str] | None = None) -> list[dict]:
+    """Retrieval rows for an audio x text similarity matrix of N windows, text j being window j's caption.
+
+    Windows often share a caption (the same facts), so captions are deduplicated: audio -> text ranks the
+    distinct captions (the window's own is the one positive); text -> audio asks, for each distinct
+    caption, for any of the windows it describes. R@k per query and its exact chance (k of C candidates
+    for a2t; 1 - C(N - P, k) / C(N, k) with P positives for t2a); the median rank of the first positive
+    over text queries is one row (a set statistic), against its value for a random order."""
+    texts = list(texts) if texts is not None else list(keys)
+    distinct = list(dict.fromkeys(texts))
+    column = {t: texts.index(t) for t in distinct}  # one column per distinct caption
+    owner = np.array([distinct.index(t) for t in texts])
+    text_sim = sim[:, [column[t] for t in distinct]]  # audio x distinct captions
     rows = []
-    for direction, ranks in (("t2a", t2a), ("a2t", a2t)):
-        for k in (1, 10):
-            for key, r in zip(keys, ranks):
-                rows.append({"system": "clap", "metric": f"{direction}_r{k}", "value": float(r <= k), "item": key})
-                rows.append({"system": "chance", "metric": f"{direction}_r{k}", "value": min(k, n) / n, "item": key})
-    rows.append({"system": "clap", "metric": "t2a_median_rank", "value": float(np.median(t2a)), "item": "all"})
-    rows.append({"system": "chance", "metric": "t2a_median_rank", "value": (n + 1) / 2, "item": "all"})
+    n, c = sim.shape[0], len(distinct)
+    a2t_rank = 1 + (text_sim > text_sim[np.arange(n), owner][:, None]).sum(axis=1)
+    t2a_rank = []
+    for j, t in enumerate(distinct):
+        positives = np.flatnonzero(owner == j)
+        scores = text_sim[:, j]
+        best = scores[positives].max()
+        t2a_rank.append(1 + int((scores[np.setdiff1d(np.arange(n), positives)] > best).sum()))
+    for k in (1, 10):
+        for key, r in zip(keys, a2t_rank):
+            rows.append({"system": "clap", "metric": f"a2t_r{k}", "value": float(r <= k), "item": key})
+            rows.append({"system": "chance", "metric": f"a2t_r{k}", "value": min(k, c) / c, "item": key})
+        for j, t in enumerate(distinct):
+            p = int((owner == j).sum())
+            rows.append({"system": "clap", "metric": f"t2a_r{k}", "value": float(t2a_rank[j] <= k), "item": t})
+            rows.append({"system": "chance", "metric": f"t2a_r{k}", "value": _hit_chance(n, p, k), "item": t})
+    # expected rank of the first of P positives among N in random order: (N + 1) / (P + 1); its median over queries
+    chance_rank = np.median([(n + 1) / ((owner == j).sum() + 1) for j in range(c)])
+    rows.append({"system": "clap", "metric": "t2a_median_rank", "value": float(np.median(t2a_rank)), "item": "all"})
+    rows.append({"system": "chance", "metric": "t2a_median_rank", "value": float(chance_rank), "item": "all"})
     return rows
