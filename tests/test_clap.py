@@ -237,3 +237,12 @@ def test_pretrained_checkpoint_downloads_adapts_keys_loads_and_embeds(tmp_path):
     tokens = task.tokenize(["This audio is a jazz song."])
     assert tokens["input_ids"].shape == (1, 16) and int(tokens["input_ids"][0, 0]) == 0  # <s> first
     assert clap_model.text_embedding(model, tokens).shape == (1, 16)
+
+
+def test_a_clip_that_does_not_fit_htsat_is_refused_in_one_line():
+    from stemlab.encoders.clap.task import ClapSettings
+    from stemlab.errors import StemlabError
+
+    with pytest.raises(StemlabError, match="201 frames but HTSAT .* fits 128"):
+        ClapSettings.from_config(TINY | {"clip_seconds": 2.0})
+    assert ClapSettings.from_config(TINY).clip_samples == 48_000

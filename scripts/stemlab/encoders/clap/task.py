@@ -57,7 +57,21 @@ class ClapSettings:
         values = settings_section("models", "clap", "settings", section=section)
         if values["source"] not in ("trained", "pretrained"):
             raise StemlabError(f"models.clap.settings.source is {values['source']!r}; use trained or pretrained")
-        return cls(**values)
+        settings = cls(**values)
+        settings.check_fits()
+        return settings
+
+    def check_fits(self) -> None:
+        """HTSAT reshapes the log-mel into a spec_size x spec_size image: the clip's frames must fit."""
+        spec = {"tiny": 256, "base": 256, "large": 256}.get(self.htsat["name"], int(self.htsat["spec_size"]))
+        mel = int(self.audio["mel_bins"])
+        frames = self.clip_samples // int(self.audio["hop_size"]) + 1
+        capacity = spec * (spec // mel) if mel <= spec else 0
+        if frames > capacity:
+            raise StemlabError(
+                f"models.clap.settings: a {self.clip_seconds} s clip has {frames} frames but HTSAT (spec_size {spec}, "
+                f"{mel} mel bins) fits {capacity}; shorten clip_seconds, raise audio.hop_size or htsat.spec_size, or lower mel_bins"
+            )
 
     @property
     def clip_samples(self) -> int:
