@@ -30,7 +30,7 @@ from stemlab.train.job import Job, JobInputs
 from stemlab.train.run import train_job
 from stemlab.train.task import load_trained
 from tests.fx_fixture import SR, write_corpus
-from tests.workflow_utils import PY, REPO, SMOKE, snakemake
+from tests.workflow_utils import PY, REPO, SMOKE, copy_workflow, snakemake
 
 SHARD = "shard-00000"
 NO_DRY = ("song-0001", "drums")  # this stem has no dry file: its dry windows are not cached
@@ -292,11 +292,7 @@ def test_cache_plan_rows_inputs_and_errors():
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     """The repository's workflow copied, plus the tiny encoder as a task module and a config overlay."""
-    copy = tmp_path_factory.mktemp("cache-workflow")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("Snakefile", "workflow", "scripts", "config", "envs"):
-        src = REPO / name
-        (shutil.copytree(src, copy / name, ignore=ignore) if src.is_dir() else shutil.copy2(src, copy / name))
+    copy = copy_workflow(tmp_path_factory.mktemp("cache-workflow"))
     shutil.copy2(REPO / "tests" / "cache_tasks.py", copy / "scripts" / "stemlab" / "toyencoder.py")
     (copy / "moisesdb").mkdir()
     overlay = {

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.workflow_utils import REPO, SMOKE, snakemake
+from tests.workflow_utils import REPO, SMOKE, copy_workflow, snakemake
 
 TOY = {
     "task": "stemlab.toymodel",
@@ -26,11 +26,7 @@ TOY = {
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     """The repository's workflow copied, plus the toy task module; every other file as it is."""
-    copy = tmp_path_factory.mktemp("workflow-copy")
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("Snakefile", "workflow", "scripts", "config", "envs"):
-        src = REPO / name
-        (shutil.copytree(src, copy / name, ignore=ignore) if src.is_dir() else shutil.copy2(src, copy / name))
+    copy = copy_workflow(tmp_path_factory.mktemp("workflow-copy"))
     shutil.copy2(REPO / "tests" / "assets" / "toy_task.py", copy / "scripts" / "stemlab" / "toymodel.py")
     (copy / "toy.yaml").write_text(yaml.safe_dump({"models": {"toy": TOY}}))
     return copy

@@ -57,6 +57,20 @@ def load_rules(snakefile: Path = REPO / "Snakefile", configfile: Path = SMOKE) -
         return rules
 
 
+WORKFLOW_PARTS = ("Snakefile", "workflow", "scripts", "config", "envs")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A copy of the repository's workflow (Snakefile, rules, scripts, configs, envs) in `dest`."""
+    import shutil
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in WORKFLOW_PARTS:
+        src = REPO / name
+        (shutil.copytree(src, dest / name, ignore=ignore) if src.is_dir() else shutil.copy2(src, dest / name))
+    return dest
+
+
 def snakemake(*args: str, cwd: Path = REPO, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m snakemake ARGS` and capture its output."""
     full_env = {**os.environ, **(env or {})}
