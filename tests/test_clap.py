@@ -141,6 +141,7 @@ def test_shared_captions_are_one_query_with_several_positives():
 # ---------------------------------------------------------------------------- training and evaluation
 
 
+@pytest.mark.slow  # a model trained end to end (seconds to tens of seconds on 2 cores)
 def test_training_and_evaluation_through_the_frame(tmp_path):
     from stemlab.evaluate.run import evaluate_job
     from stemlab.train.run import train_job
@@ -190,6 +191,7 @@ def _byte_vocab() -> dict[str, int]:
     return vocab
 
 
+@pytest.mark.slow  # a model trained end to end (seconds to tens of seconds on 2 cores)
 def test_pretrained_checkpoint_downloads_adapts_keys_loads_and_embeds(tmp_path):
     from stemlab.download.pretrained import fetch_snapshot
     from stemlab.encoders.clap import model as clap_model

@@ -143,6 +143,7 @@ def test_an_entry_equals_a_direct_embed_call_on_the_same_window(corpus):
     assert not np.allclose(wet, dry) and not np.allclose(wet, mix)
 
 
+@pytest.mark.slow  # a model trained end to end (seconds to tens of seconds on 2 cores)
 def test_cli_writes_the_same_bytes_and_reports_a_bad_job_in_one_line(corpus, tmp_path):
     out = tmp_path / "cli.parquet"
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'scripts'}:{REPO}"}

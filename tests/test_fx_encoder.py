@@ -212,6 +212,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow  # a model trained end to end (seconds to tens of seconds on 2 cores)
 def test_training_resumes_to_identical_weights_and_evaluates(corpus, tmp_path, monkeypatch):
     from stemlab.encoders.fx import data
     from stemlab.evaluate.run import evaluate_job
@@ -267,6 +268,7 @@ def test_training_resumes_to_identical_weights_and_evaluates(corpus, tmp_path, m
 SHRUNK = (4, 8, 8, 8, 8, 16)  # Fx-Encoder++'s real key layout with narrower conv blocks (84 M -> 4.7 M)
 
 
+@pytest.mark.slow  # a model trained end to end (seconds to tens of seconds on 2 cores)
 def test_pretrained_fxencoder_plusplus_from_a_served_snapshot(corpus, tmp_path, monkeypatch):
     """download (local HTTP) -> sha256 -> stock key layout adapted (module. prefix, CLAP entries dropped) ->
     load -> embed, through train_job (a no-op fit) and evaluate_job, then load_trained."""
