@@ -290,6 +290,68 @@ def test_cache_plan_rows_inputs_and_errors():
             cacheplan.cache_plans(bad, plans, ["synthetic"])
 
 
+READER = {"task": "stemlab.toyreader", "inputs": {"windows": ["megami"], "corpora": ["synthetic", "musdb18hq"],
+          "cache": ["tiny_encoder"]}}  # fmt: skip
+
+
+def test_a_model_reads_an_encoders_cache_as_declared_inputs():
+    from stemlab import modelplan
+
+    config = _config({"models": {"tiny_encoder": ENCODER, "reader": READER}, "cache": {"encoders": ["tiny_encoder"]}})
+    plans = modelplan.model_plans(config, ["synthetic", "musdb18hq"])
+    assert plans["reader"].cache == ("tiny_encoder",)
+    shards = {"synthetic": ["shard-00000", "shard-00001"], "musdb18hq": ["shard-00000"]}
+    inputs = modelplan.job_inputs(plans, "reader", 1, shards.get)
+    expected = [
+        "results/cache/tiny_encoder/synthetic/shard-00000.parquet",
+        "results/cache/tiny_encoder/synthetic/shard-00001.parquet",
+        "results/cache/tiny_encoder/musdb18hq/shard-00000.parquet",
+    ]
+    assert inputs["cache"] == {"tiny_encoder": expected}
+    assert modelplan.input_files(inputs)["cache"] == expected
+    job = Job.from_dict(json.loads(modelplan.job_config(config, plans["reader"], 1, inputs, "train")))
+    assert job.inputs.cache == {"tiny_encoder": expected}
+
+
+@pytest.mark.parametrize(
+    ("overlay", "message"),
+    [
+        ({"cache": {"encoders": []}}, "models.reader.inputs.cache: encoder 'tiny_encoder' is not in cache.encoders"),
+        ({"cache": {"encoders": ["tiny_encoder"], "corpora": ["synthetic"]}},
+         "models.reader.inputs.cache: corpus musdb18hq is not cached; add it to cache.corpora"),
+        ({"cache": {"encoders": ["tiny_encoder"]}, "models": {"tiny_encoder": {"enabled": False}}},
+         "models.reader.inputs.cache: encoder 'tiny_encoder' is not enabled"),
+        ({"cache": {"encoders": ["tiny_encoder"]}, "models": {"tiny_encoder": {"inputs": {"upstream": ["reader"]}}}},
+         r"form a cycle \((reader -> tiny_encoder -> reader|tiny_encoder -> reader -> tiny_encoder)\)"),
+    ],
+)  # fmt: skip
+def test_a_bad_cache_input_is_one_line(overlay, message):
+    from stemlab import modelplan
+
+    config = _config(deep_merge({"models": {"tiny_encoder": ENCODER, "reader": READER}}, overlay))
+    with pytest.raises(StemlabError, match=message):
+        modelplan.model_plans(config, ["synthetic", "musdb18hq"])
+
+
+def test_a_task_reads_its_cache_and_the_encoder_enters_its_identity(corpus):
+    from stemlab.train.run import input_digests
+    from stemlab.train.task import Task
+
+    job = Job(model="reader", task="x", seed=1, loop={}, settings={}, eval={},
+              inputs=JobInputs(cache={"tiny_encoder": [str(corpus["out"])]}))  # fmt: skip
+    task = Task(job)
+    cache = task.embedding_cache("tiny_encoder")
+    assert cache is task.embedding_cache("tiny_encoder")  # read once
+    direct = EmbeddingCache.read([corpus["out"]])
+    assert np.array_equal(cache.embeddings, direct.embeddings)
+    with pytest.raises(StemlabError, match="needs the clap embedding cache; add clap to models.reader.inputs.cache"):
+        task.embedding_cache("clap")
+    digests = input_digests(job)["cache"]["tiny_encoder"]
+    assert digests == [[corpus["out"].parent.name + "/cache.parquet",
+                        _sha(corpus["root"] / "model" / "final.pt"), str(len(direct.keys))]]  # fmt: skip
+    assert "cache" not in input_digests(Job(model="m", task="x", seed=1, loop={}, settings={}, eval={}, inputs=JobInputs()))
+
+
 @pytest.fixture(scope="module")
 def workflow_copy(tmp_path_factory) -> Path:
     """The repository's workflow copied, plus the tiny encoder as a task module and a config overlay."""

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stemlab.errors import StemlabError
-from stemlab.modelplan import PRETRAINED_DIR, STEMS_ROOT, ModelPlan, model_dir, upstream_seed
-
-CACHE_DIR = "results/cache"
+from stemlab.modelplan import CACHE_DIR, PRETRAINED_DIR, STEMS_ROOT, ModelPlan, cache_file, model_dir, upstream_seed  # noqa: F401
 SOURCES = ("wet", "dry", "mix")
 
 
@@ -59,10 +57,6 @@ def cache_plans(
             raise StemlabError(f"cache.seed: encoder {name} has no seed {seed} (its seeds: {seeds}); pick one of them or null")
         out[name] = CachePlan(encoder=name, seed=int(seed), corpora=corpora, windows=windows, sources=sources)
     return out
-
-
-def cache_file(encoder: str, corpus: str, shard: str) -> str:
-    return f"{CACHE_DIR}/{encoder}/{corpus}/{shard}.parquet"
 
 
 def cache_files(cplans: Mapping[str, CachePlan], shards: Callable[[str], Sequence[str]], encoder: str | None = None) -> list[str]:

@@ -2,7 +2,7 @@
 
 Each enabled `models.<name>` section becomes a ModelPlan: its task module, seeds, and the inputs its
 train and evaluate jobs declare (segment tables of its windows per corpus, canonical stem shards, the
-final.pt of upstream models, pretrained folders). The generic rules (workflow/rules/train.smk,
+final.pt of upstream models, pretrained folders, embedding-cache files of encoders). The generic rules (workflow/rules/train.smk,
 evaluate.smk) read these rows through common.smk; a job gets the model section and its input paths as
 one JSON config (stemlab.train.job).
 """
@@ -21,6 +21,7 @@ EVAL_DIR = "results/eval"
 TABLES_DIR = "results/tables"
 STEMS_ROOT = "results/data/stems"
 PRETRAINED_DIR = "resources/pretrained"
+CACHE_DIR = "results/cache"
 TRAIN_OUTPUTS = ("final.pt", "train_log.csv", "meta.json")
 EVAL_OUTPUTS = ("items.parquet", "meta.json")
 # tables other rules write into results/tables: no model may be named like them
@@ -37,6 +38,7 @@ class ModelPlan:
     upstream: tuple[str, ...]
     pretrained: tuple[str, ...]
     section: Mapping[str, Any]
+    cache: tuple[str, ...] = ()  # encoders whose embedding cache (of these corpora) the model reads
 
 
 def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[str, ModelPlan]:
@@ -60,10 +62,18 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
         unknown = [w for w in windows if w not in windows_known]
         if unknown:
             raise StemlabError(f"{key}.inputs.windows: no segment window {unknown[0]!r} in data.segments; add it there or fix the name")
+        cached = tuple(inputs.get("cache") or ())
+        not_cached = [e for e in cached if e not in ((config.get("cache") or {}).get("encoders") or ())]
+        if not_cached:
+            raise StemlabError(f"{key}.inputs.cache: encoder {not_cached[0]!r} is not in cache.encoders; add it there or fix the name")
         missing_pretrained = [p for p in inputs.get("pretrained") or () if p not in pretrained_known]
         if missing_pretrained:
             raise StemlabError(f"{key}.inputs.pretrained: no pretrained download {missing_pretrained[0]!r}; add it under pretrained:")
         corpora = tuple(c for c in inputs.get("corpora") or () if c in data_corpora)
+        cache_corpora = (config.get("cache") or {}).get("corpora")
+        uncached = [c for c in corpora if cached and cache_corpora is not None and c not in cache_corpora]
+        if uncached:
+            raise StemlabError(f"{key}.inputs.cache: corpus {uncached[0]} is not cached; add it to cache.corpora")
         if windows and not corpora:
             continue
         seeds = tuple(section.get("seeds") or config.get("seeds") or ())
@@ -78,11 +88,15 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
             upstream=tuple(inputs.get("upstream") or ()),
             pretrained=tuple(inputs.get("pretrained") or ()),
             section=section,
+            cache=cached,
         )
     for plan in plans.values():
         for up in plan.upstream:
             if up not in plans:
                 raise StemlabError(f"models.{plan.name}.inputs.upstream: model {up!r} is not enabled or has no data; enable it")
+        for encoder in plan.cache:
+            if encoder not in plans:
+                raise StemlabError(f"models.{plan.name}.inputs.cache: encoder {encoder!r} is not enabled or has no data; enable it")
     _check_acyclic(plans)
     return plans
 
@@ -95,9 +109,11 @@ def _check_acyclic(plans: Mapping[str, ModelPlan]) -> None:
             return
         if state.get(name) == 1:
             cycle = " -> ".join((*path[path.index(name) :], name))
-            raise StemlabError(f"models: upstream models form a cycle ({cycle}); break it in models.<model>.inputs.upstream")
+            raise StemlabError(
+                f"models: upstream models form a cycle ({cycle}); break it in models.<model>.inputs.upstream or .inputs.cache"
+            )
         state[name] = 1
-        for up in plans[name].upstream:
+        for up in dict.fromkeys((*plans[name].upstream, *plans[name].cache)):
             visit(up, (*path, name))
         state[name] = 2
 
@@ -117,6 +133,10 @@ def summary_table(model: str) -> str:
     return f"{TABLES_DIR}/{model}.csv"
 
 
+def cache_file(encoder: str, corpus: str, shard: str) -> str:
+    return f"{CACHE_DIR}/{encoder}/{corpus}/{shard}.parquet"
+
+
 def upstream_seed(plan: ModelPlan, seed: int) -> int:
     """The seed of an upstream model that a run of `seed` loads: the same one, else its first."""
     return seed if seed in plan.seeds else plan.seeds[0]
@@ -133,12 +153,14 @@ def job_inputs(
         up: f"{model_dir(up, upstream_seed(plans[up], seed))}/final.pt" for up in plan.upstream
     }
     pretrained = {p: f"{PRETRAINED_DIR}/{p}" for p in plan.pretrained}
+    cache = {e: [cache_file(e, c, s) for c in plan.corpora for s in shards(c)] for e in plan.cache}
     return {
         "segments": segments,
         "stems_root": STEMS_ROOT if plan.windows else None,
         "stems": stems,
         "upstream": upstream,
         "pretrained": pretrained,
+        "cache": cache,
     }
 
 
@@ -149,6 +171,7 @@ def input_files(inputs: Mapping[str, Any]) -> dict[str, list[str]]:
         "stems": list(inputs["stems"]),
         "upstream": list(inputs["upstream"].values()),
         "pretrained": list(inputs["pretrained"].values()),
+        "cache": [p for paths in inputs.get("cache", {}).values() for p in paths],
     }
 
 

@@ -28,10 +28,11 @@ class JobInputs:
     stems: list[str] = field(default_factory=list)  # canonical stem shard folders
     upstream: dict[str, str] = field(default_factory=dict)  # model -> its final.pt
     pretrained: dict[str, str] = field(default_factory=dict)  # pretrained download -> its folder
+    cache: dict[str, list[str]] = field(default_factory=dict)  # encoder -> its embedding-cache files
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> JobInputs:
-        unknown = sorted(set(values) - {"segments", "stems_root", "stems", "upstream", "pretrained"})
+        unknown = sorted(set(values) - {"segments", "stems_root", "stems", "upstream", "pretrained", "cache"})
         if unknown:
             raise StemlabError(f"job config: unknown inputs key {unknown[0]!r}; regenerate the job config with the workflow")
         return cls(
@@ -40,6 +41,7 @@ class JobInputs:
             stems=[str(p) for p in values.get("stems") or []],
             upstream={str(k): str(v) for k, v in (values.get("upstream") or {}).items()},
             pretrained={str(k): str(v) for k, v in (values.get("pretrained") or {}).items()},
+            cache={str(k): [str(p) for p in v] for k, v in (values.get("cache") or {}).items()},
         )
 
 

@@ -23,13 +23,29 @@ def input_digests(job: Job) -> dict[str, Any]:
     """sha256 of every input file that shapes the weights: segment tables, upstream models, pretrained files.
 
     (Stem audio is covered through the segment tables, whose rows carry each window's measured level; a
-    pretrained snapshot through its manifest, whose sha256s were verified when it was downloaded.)"""
+    pretrained snapshot through its manifest, whose sha256s were verified when it was downloaded; an
+    embedding cache through the encoder's final.pt sha256 that each cache file records.)"""
     inputs = job.inputs
-    return {
+    digests = {
         "segments": {w: [sha256_file(p) for p in paths] for w, paths in sorted(inputs.segments.items())},
         "upstream": {name: sha256_file(path) for name, path in sorted(inputs.upstream.items())},
         "pretrained": {name: snapshot_digests(path) for name, path in sorted(inputs.pretrained.items())},
     }
+    if inputs.cache:
+        digests["cache"] = {name: cache_digests(paths) for name, paths in sorted(inputs.cache.items())}
+    return digests
+
+
+def cache_digests(paths: list[str]) -> list[list[str]]:
+    """(file name, encoder final.pt sha256, rows) of each cache file: what its embeddings depend on besides
+    the stems, which the segment tables cover."""
+    from stemlab.encoders.cache import cache_meta
+
+    out = []
+    for path in paths:
+        meta = cache_meta(path)
+        out.append(["/".join(Path(path).parts[-2:]), str(meta.get("model_sha256")), str(meta.get("rows"))])
+    return out
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import torch
@@ -31,6 +31,9 @@ from stemlab.seeding import derive_seed
 from stemlab.train.config import TrainConfig
 from stemlab.train.job import Job
 from stemlab.train.loop import StepContext, adamw, saved_state_keys
+
+if TYPE_CHECKING:
+    from stemlab.encoders.cache import EmbeddingCache
 
 FINAL_FORMAT = 1
 ITEM_COLUMNS = ("system", "metric", "value", "item")  # every evaluation row has these (the frame adds model, seed)
@@ -85,6 +88,18 @@ class Task:
         if name not in self.job.inputs.pretrained:
             raise StemlabError(f"model {self.job.model}: needs pretrained {name!r}; add it to models.{self.job.model}.inputs.pretrained")
         return Path(self.job.inputs.pretrained[name])
+
+    def embedding_cache(self, encoder: str) -> EmbeddingCache:
+        """The embedding cache of `encoder` over the model's corpora (stemlab.encoders.cache), read once."""
+        files = self.job.inputs.cache.get(encoder)
+        if not files:
+            raise StemlabError(f"model {self.job.model}: needs the {encoder} embedding cache; add {encoder} to models.{self.job.model}.inputs.cache")
+        caches = self.__dict__.setdefault("_embedding_caches", {})
+        if encoder not in caches:
+            from stemlab.encoders.cache import EmbeddingCache
+
+            caches[encoder] = EmbeddingCache.read(files)
+        return caches[encoder]
 
     # ------------------------------------------------------------------ training
     def setup(self) -> None:
