@@ -5,10 +5,17 @@ train and evaluate jobs declare (segment tables of its windows per corpus, canon
 final.pt of upstream models, pretrained folders, embedding-cache files of encoders). The generic rules (workflow/rules/train.smk,
 evaluate.smk) read these rows through common.smk; a job gets the model section and its input paths as
 one JSON config (stemlab.train.job).
+
+A model with a `grid` (settings key -> values) is one row per cell of their product, in the Paramspace
+wildcard format (`k~16/segment_s~0.25`): its jobs live under results/models/<name>/<cell>/seed-<s>, each
+gets the cell's values as its settings, and its summary table is still one (the task's summary keys split
+it). Such a row is addressed by its key `<name>/<cell>`; an upstream model with a grid is the cell of the
+same values.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +46,34 @@ class ModelPlan:
     pretrained: tuple[str, ...]
     section: Mapping[str, Any]
     cache: tuple[str, ...] = ()  # encoders whose embedding cache (of these corpora) the model reads
+    cells: tuple[str, ...] = ("",)  # grid cells (Paramspace patterns); "" for a model without a grid
+    cell_settings: Mapping[str, Mapping[str, Any]] | None = None  # cell -> the settings it sets
+
+    def keys(self) -> list[str]:
+        """The rows of this model: its name, or <name>/<cell> for each grid cell."""
+        return [model_key(self.name, cell) for cell in self.cells]
+
+
+def model_key(name: str, cell: str = "") -> str:
+    return f"{name}/{cell}" if cell else name
+
+
+def grid_cells(name: str, grid: Mapping[str, Sequence[Any]] | None) -> tuple[tuple[str, ...], dict[str, dict[str, Any]]]:
+    """The cells of models.<name>.grid (the product of its value lists, keys in config order)."""
+    if not grid:
+        return ("",), {"": {}}
+    for key, values in grid.items():
+        if not values:
+            raise StemlabError(f"models.{name}.grid.{key} is empty; list at least one value")
+        if len({str(v) for v in values}) != len(values):
+            raise StemlabError(f"models.{name}.grid.{key} lists a value twice; remove the repeat")
+    keys = list(grid)
+    cells, settings = [], {}
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        cell = "/".join(f"{k}~{v}" for k, v in zip(keys, combo))
+        cells.append(cell)
+        settings[cell] = dict(zip(keys, combo))
+    return tuple(cells), settings
 
 
 def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[str, ModelPlan]:
@@ -79,6 +114,7 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
         seeds = tuple(section.get("seeds") or config.get("seeds") or ())
         if not seeds:
             raise StemlabError(f"{key}: no seeds; set the top-level seeds or {key}.seeds")
+        cells, cell_settings = grid_cells(name, section.get("grid"))
         plans[name] = ModelPlan(
             name=name,
             task=str(section["task"]),
@@ -89,6 +125,8 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
             pretrained=tuple(inputs.get("pretrained") or ()),
             section=section,
             cache=cached,
+            cells=cells,
+            cell_settings=cell_settings,
         )
     for plan in plans.values():
         for up in plan.upstream:
@@ -97,6 +135,12 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
         for encoder in plan.cache:
             if encoder not in plans:
                 raise StemlabError(f"models.{plan.name}.inputs.cache: encoder {encoder!r} is not enabled or has no data; enable it")
+            if plans[encoder].cells != ("",):
+                raise StemlabError(f"models.{plan.name}.inputs.cache: encoder {encoder!r} has a grid; a cached encoder has one model")
+        for up in plan.upstream:
+            extra = sorted(set(_grid_keys(plans[up])) - set(_grid_keys(plan)))
+            if extra:
+                raise StemlabError(f"models.{plan.name}: upstream {up!r} has grid key {extra[0]!r} that it lacks; add it to models.{plan.name}.grid")
     _check_acyclic(plans)
     return plans
 
@@ -121,6 +165,30 @@ def _check_acyclic(plans: Mapping[str, ModelPlan]) -> None:
         visit(name, ())
 
 
+def _grid_keys(plan: ModelPlan) -> list[str]:
+    return list((plan.cell_settings or {}).get(plan.cells[0]) or {})
+
+
+def split_key(plans: Mapping[str, ModelPlan], key: str) -> tuple[ModelPlan, str]:
+    """(plan, cell) of a model row's key (a model name, or <name>/<cell>)."""
+    name, _, cell = key.partition("/")
+    plan = plans.get(name)
+    if plan is None or cell not in plan.cells:
+        raise StemlabError(f"{key!r} is not a model of the config (nor a cell of one); check the target path")
+    return plan, cell
+
+
+def upstream_cell(upstream: ModelPlan, plan: ModelPlan, cell: str) -> str:
+    """The cell of `upstream` that the cell `cell` of `plan` reads: the one of the same values."""
+    if upstream.cells == ("",):
+        return ""
+    values = (plan.cell_settings or {}).get(cell) or {}
+    for candidate in upstream.cells:
+        if all(str(values.get(k)) == str(v) for k, v in (upstream.cell_settings or {})[candidate].items()):
+            return candidate
+    raise StemlabError(f"models.{plan.name} cell {cell}: upstream {upstream.name!r} has no cell of these values; list them in its grid")
+
+
 def model_dir(model: str, seed: int | str) -> str:
     return f"{MODELS_DIR}/{model}/seed-{seed}"
 
@@ -143,14 +211,15 @@ def upstream_seed(plan: ModelPlan, seed: int) -> int:
 
 
 def job_inputs(
-    plans: Mapping[str, ModelPlan], name: str, seed: int, shards: Callable[[str], Sequence[str]]
+    plans: Mapping[str, ModelPlan], key: str, seed: int, shards: Callable[[str], Sequence[str]]
 ) -> dict[str, Any]:
-    """The input paths of one (model, seed) job, by kind (the `inputs` of its job config)."""
-    plan = plans[name]
+    """The input paths of one (model row, seed) job, by kind (the `inputs` of its job config)."""
+    plan, cell = split_key(plans, key)
     segments = {w: [f"results/data/segments/{c}/{w}.parquet" for c in plan.corpora] for w in plan.windows}
     stems = [f"{STEMS_ROOT}/{c}/{s}" for c in plan.corpora for s in shards(c)] if plan.windows else []
     upstream = {
-        up: f"{model_dir(up, upstream_seed(plans[up], seed))}/final.pt" for up in plan.upstream
+        up: f"{model_dir(model_key(up, upstream_cell(plans[up], plan, cell)), upstream_seed(plans[up], seed))}/final.pt"
+        for up in plan.upstream
     }
     pretrained = {p: f"{PRETRAINED_DIR}/{p}" for p in plan.pretrained}
     cache = {e: [cache_file(e, c, s) for c in plan.corpora for s in shards(c)] for e in plan.cache}
@@ -175,15 +244,18 @@ def input_files(inputs: Mapping[str, Any]) -> dict[str, list[str]]:
     }
 
 
-def job_config(config: Mapping[str, Any], plan: ModelPlan, seed: int, inputs: Mapping[str, Any], kind: str) -> str:
+def job_config(
+    config: Mapping[str, Any], plan: ModelPlan, seed: int, inputs: Mapping[str, Any], kind: str, cell: str = ""
+) -> str:
     """The JSON a job of `kind` (train, eval, summary) gets: only what can change its result, so that
-    an edit of the evaluation settings does not retrain and a resources edit reruns nothing."""
+    an edit of the evaluation settings does not retrain and a resources edit reruns nothing. A grid
+    cell's values override the settings keys they name."""
     section = plan.section
     job: dict[str, Any] = {"model": plan.name, "task": plan.task, "seed": seed}
     if kind in ("train", "eval"):
         job |= {
             "loop": section.get("loop") or {},
-            "settings": section.get("settings") or {},
+            "settings": {**(section.get("settings") or {}), **((plan.cell_settings or {}).get(cell) or {})},
             "inputs": dict(inputs),
             "device": config["train"]["device"],
             "cpu_threads": config["train"]["cpu_threads"],

@@ -2,6 +2,7 @@
 # the input functions of the target rules. Rules live in the per-stage files; logic in scripts/stemlab.
 import functools
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -349,7 +350,22 @@ def model_plans():
 
 
 def model_re():
-    return "|".join(model_plans()) or "(?!)"
+    """The rows of the model table: model names, and <name>/<cell> for each cell of a model's grid."""
+    keys = [k for plan in model_plans().values() for k in plan.keys()]
+    return "|".join(re.escape(k) for k in keys) or "(?!)"
+
+
+def model_name_re():
+    return "|".join(re.escape(name) for name in model_plans()) or "(?!)"
+
+
+def model_plan(wildcards):
+    """The plan of a job's {model} wildcard (a model name or <name>/<cell>)."""
+    return modelplan.split_key(model_plans(), wildcards.model)[0]
+
+
+def model_name(wildcards):
+    return model_plan(wildcards).name
 
 
 def _job_inputs(wildcards):
@@ -374,9 +390,9 @@ def model_job(kind):
     """The job config (JSON, one shell word) of a train or eval job."""
 
     def job(wildcards):
-        plan = model_plans()[wildcards.model]
+        plan, cell = modelplan.split_key(model_plans(), wildcards.model)
         text = modelplan.job_config(
-            config, plan, int(wildcards.seed), _job_inputs(wildcards), kind
+            config, plan, int(wildcards.seed), _job_inputs(wildcards), kind, cell
         )
         return shlex.quote(text)
 
@@ -389,9 +405,8 @@ def model_summary_job(wildcards):
 
 
 def model_summary_inputs(wildcards):
-    """items.parquet of every seed of a model."""
-    plan = model_plans()[wildcards.model]
-    return [f"{modelplan.eval_dir(plan.name, s)}/items.parquet" for s in plan.seeds]
+    """items.parquet of every seed (and grid cell) of a model."""
+    return eval_items(wildcards.model)
 
 
 def model_caption(wildcards):
@@ -410,7 +425,7 @@ def model_resource(job, key):
     """A resource of models.<model>.resources.<job> (train or eval); memory and time grow per attempt."""
 
     def value(wildcards, attempt):
-        res = model_plans()[wildcards.model].section["resources"][job]
+        res = model_plan(wildcards).section["resources"][job]
         if key in ("mem_mb", "runtime"):
             return int(res["mem_mb" if key == "mem_mb" else "runtime_min"]) * attempt
         uses_gpu = bool(res["gpu"]) and config["cluster"]["gpus_per_job"] > 0
@@ -426,9 +441,7 @@ def model_resource(job, key):
 
 
 def model_threads(job):
-    return lambda wildcards: model_plans()[wildcards.model].section["resources"][job][
-        "threads"
-    ]
+    return lambda wildcards: model_plan(wildcards).section["resources"][job]["threads"]
 
 
 def output_dir(wildcards, output):
@@ -438,8 +451,9 @@ def output_dir(wildcards, output):
 
 def train_targets():
     return [
-        f"{modelplan.model_dir(name, seed)}/{out}"
-        for name, plan in model_plans().items()
+        f"{modelplan.model_dir(key, seed)}/{out}"
+        for plan in model_plans().values()
+        for key in plan.keys()
         for seed in plan.seeds
         for out in modelplan.TRAIN_OUTPUTS
     ]
@@ -447,20 +461,22 @@ def train_targets():
 
 def evaluate_targets():
     targets = []
-    for name, plan in model_plans().items():
-        targets += [f"{modelplan.eval_dir(name, s)}/items.parquet" for s in plan.seeds]
+    for name in model_plans():
+        targets += eval_items(name)
         targets.append(modelplan.summary_table(name))
     return targets
 
 
 def eval_items(model):
-    """items.parquet of every seed of `model` (the input of its figures)."""
+    """items.parquet of every seed (and grid cell) of `model` (the input of its summary and figures)."""
     plan = model_plans().get(model)
-    return (
-        [f"{modelplan.eval_dir(model, s)}/items.parquet" for s in plan.seeds]
-        if plan
-        else []
-    )
+    if plan is None:
+        return []
+    return [
+        f"{modelplan.eval_dir(key, s)}/items.parquet"
+        for key in plan.keys()
+        for s in plan.seeds
+    ]
 
 
 def figure_targets():

@@ -25,11 +25,12 @@ rule evaluate_model:
         mem_mb=model_resource("eval", "mem_mb"),
         runtime=model_resource("eval", "runtime"),
     params:
+        name=model_name,
         job=model_job("eval"),
         model_dir=lambda wildcards, input: str(Path(input.model).parent),
         out=output_dir,
     shell:
-        "python -m stemlab.evaluate {wildcards.model} --config {params.job} --model-dir {params.model_dir}"
+        "python -m stemlab.evaluate {params.name} --config {params.job} --model-dir {params.model_dir}"
         " --out {params.out} > {log} 2>&1"
 
 
@@ -47,7 +48,7 @@ rule summarize_model:
     log:
         "logs/evaluate/summarize_model/{model}.log",
     wildcard_constraints:
-        model=model_re(),
+        model=model_name_re(),
     conda:
         "../../envs/train.yaml"
     resources:

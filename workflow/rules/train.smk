@@ -27,7 +27,8 @@ rule train_model:
         mem_mb=model_resource("train", "mem_mb"),
         runtime=model_resource("train", "runtime"),
     params:
+        name=model_name,
         job=model_job("train"),
         out=output_dir,
     shell:
-        "python -m stemlab.train {wildcards.model} --config {params.job} --out {params.out} > {log} 2>&1"
+        "python -m stemlab.train {params.name} --config {params.job} --out {params.out} > {log} 2>&1"
