@@ -77,3 +77,13 @@ def test_same_rows_same_table_and_non_finite_values_are_left_out():
 def test_missing_columns_are_one_line():
     with pytest.raises(StemlabError, match="lack columns item"):
         summarize(pd.DataFrame([{"model": "m", "seed": 1, "system": "s", "metric": "x", "value": 1.0}]))
+
+
+def test_a_median_metric_is_the_mean_of_seed_medians_with_a_bootstrap_of_medians():
+    values = [float(v) for v in range(11)] + [1000.0]
+    rows = _rows({1: values, 2: [v + 1 for v in values]}, metric="tpp_median")
+    table = summarize(pd.DataFrame(rows), statistics={"tpp_median": "median"}).iloc[0]
+    assert table["mean"] == 6.0  # seed medians 5.5 and 6.5
+    assert table["ci95_low"] <= 6.0 <= table["ci95_high"] < 100.0  # a bootstrap of means would reach past 80
+    with pytest.raises(StemlabError, match="metric statistic"):
+        summarize(pd.DataFrame(rows), statistics={"tpp_median": "mode"})

@@ -2,7 +2,8 @@
 
 Long format, one row per (summary keys..., system, metric):
     model, system, metric, n, mean, ci95_low, ci95_high, [keys], n_seeds, n_items, median, seed_sd, better
-`mean` is the mean over seeds of each seed's item mean; the 95 % interval is a percentile bootstrap that
+`mean` is the mean over seeds of each seed's item mean (of each seed's item median for a metric the task
+summarises by its median, `Task.metric_statistics`); the 95 % interval is a percentile bootstrap that
 resamples seeds, then items within each resampled seed (so it covers both sources of variation; with one
 seed it is the item bootstrap). Resampling is seeded by the row's keys: the table is the same on every run.
 
@@ -30,15 +31,22 @@ SUMMARY_COLUMNS = ("model", "system", "metric", "n", "mean", "ci95_low", "ci95_h
 _CHUNK = 256  # bootstrap draws computed at once (memory: CHUNK x items)
 
 
-def bootstrap_means(per_seed: Sequence[np.ndarray], draws: int, generator: np.random.Generator) -> np.ndarray:
-    """`draws` bootstrap replicates of the mean over seeds of per-seed item means (seeds, then items)."""
+STATISTICS = {"mean": np.mean, "median": np.median}
+
+
+def bootstrap_means(
+    per_seed: Sequence[np.ndarray], draws: int, generator: np.random.Generator, statistic: str = "mean"
+) -> np.ndarray:
+    """`draws` bootstrap replicates of the mean over seeds of per-seed item means (or medians; seeds, then
+    items)."""
+    reduce = STATISTICS[statistic]
     n_seeds = len(per_seed)
     item_means = np.empty((n_seeds, draws))
     for s, values in enumerate(per_seed):
         for lo in range(0, draws, _CHUNK):
             hi = min(draws, lo + _CHUNK)
             picks = generator.integers(0, len(values), size=(hi - lo, len(values)))
-            item_means[s, lo:hi] = values[picks].mean(axis=1)
+            item_means[s, lo:hi] = reduce(values[picks], axis=1)
     if n_seeds == 1:
         return item_means[0]
     chosen = generator.integers(0, n_seeds, size=(draws, n_seeds))
@@ -53,13 +61,18 @@ def summarize(
     *,
     draws: int = 2000,
     directions: Mapping[str, str] | None = None,
+    statistics: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The summary table of one model's item rows (every seed), in the row order systems and metrics first
-    appear in `items`."""
+    appear in `items`; `statistics` names the metrics summarised per seed by their median, not their mean."""
     missing = [c for c in (*REQUIRED, *keys) if c not in items.columns]
     if missing:
         raise StemlabError(f"evaluation rows lack columns {', '.join(missing)}; re-run the evaluate_model jobs")
     directions = directions or {}
+    statistics = statistics or {}
+    unknown = sorted(set(statistics.values()) - set(STATISTICS))
+    if unknown:
+        raise StemlabError(f"metric statistic {unknown[0]!r} is not one of {', '.join(STATISTICS)}; fix the task's metric_statistics")
     frame = items[list(dict.fromkeys([*REQUIRED, *keys]))].copy()
     frame["value"] = pd.to_numeric(frame["value"], errors="coerce")
     frame = frame[np.isfinite(frame["value"].to_numpy(dtype=np.float64))]
@@ -69,9 +82,10 @@ def summarize(
         values = dict(zip(group_cols, group if isinstance(group, tuple) else (group,)))
         part = part.sort_values(["seed", "item"], kind="stable")  # row order must not change the resamples
         per_seed = [g["value"].to_numpy(dtype=np.float64) for _, g in part.groupby("seed", sort=True)]
-        seed_means = np.array([v.mean() for v in per_seed])
+        statistic = statistics.get(str(values["metric"]), "mean")
+        seed_means = np.array([STATISTICS[statistic](v) for v in per_seed])
         generator = rng(0, "bootstrap", str(part["model"].iloc[0]), *(str(values[c]) for c in group_cols))
-        replicates = bootstrap_means(per_seed, draws, generator)
+        replicates = bootstrap_means(per_seed, draws, generator, statistic)
         low, high = np.percentile(replicates, [2.5, 97.5])
         rows.append(
             {
@@ -119,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     job = read_job(args.config)
     task = task_class(job.model, job.task)
-    table = summarize(read_items(args.items), task.summary_keys, draws=job.bootstrap, directions=task.metric_directions)
+    table = summarize(read_items(args.items), task.summary_keys, draws=job.bootstrap, directions=task.metric_directions,
+                      statistics=task.metric_statistics)  # fmt: skip
     write_summary(table, args.out)
     print(table.to_string(index=False), file=sys.stderr)
     return 0

@@ -50,6 +50,7 @@ class Task:
     name: ClassVar[str] = ""
     summary_keys: ClassVar[tuple[str, ...]] = ()  # extra columns that split the summary (e.g. a grid cell)
     metric_directions: ClassVar[Mapping[str, str]] = {}  # metric -> "lower" | "higher" (is better)
+    metric_statistics: ClassVar[Mapping[str, str]] = {}  # metric -> "median": its table's mean is of seed medians
 
     def __init__(self, job: Job) -> None:
         self.job = job
