@@ -116,10 +116,16 @@ def effect_level_db(embeddings: np.ndarray) -> np.ndarray:
 
 
 def measured_level_db(audio: np.ndarray, sr: int = SAMPLE_RATE) -> float:
-    """The same level feature measured on a (channels, time) signal (MEGAMI's gated-max log-RMS)."""
-    import torch
+    """The same level feature measured on a (channels, time) signal: per channel the RMS (dB) of the
+    loudest 400 ms frame (100 ms hop; the whole signal when shorter), averaged over L and R, as
+    stemlab.encoders.fx.features.interpretable_features computes it (from cumulative sums here)."""
+    from stemlab.encoders.fx.features import FRAME_S, HOP_S
 
-    from stemlab.encoders.fx.features import interpretable_features
-
-    x = torch.from_numpy(np.ascontiguousarray(_stereo(audio), dtype=np.float32))[None]
-    return float(interpretable_features(x, sr)[0, :2].mean())
+    x = _stereo(audio)
+    frame, hop = int(sr * FRAME_S), int(sr * HOP_S)
+    if x.shape[1] < frame:
+        frame, hop = x.shape[1], 1
+    energy = np.concatenate([np.zeros((2, 1)), np.cumsum(x * x, axis=1)], axis=1)
+    starts = np.arange(0, x.shape[1] - frame + 1, hop)
+    rms = np.sqrt(np.maximum(energy[:, starts + frame] - energy[:, starts], 0.0) / frame).max(axis=1)
+    return float(np.mean(20.0 * np.log10(np.maximum(rms, 1e-8))))
