@@ -1,0 +1,120 @@
+"""The `megami` model: MEGAMI's trained parts put together for full-song mixing, evaluated at mix level.
+
+Nothing is trained here. The model is its upstream models (inputs.upstream: clap, fx_encoder,
+domain_adaptor, fx_generator, fxprocessor), all frozen, and the loop runs one no-op step whatever
+loop.steps says, so final.pt holds no weights: it records the mixing settings and the upstream files it
+was made from with their sha256 (what `python -m stemlab.megami.mix` loads). Its identity follows the
+upstream files, so retraining any of them remakes it. Evaluation (stemlab.megami.evaluate_mix) mixes the
+test-split songs of its corpora (read through their megami segment tables) with every system.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from stemlab.data.segment_tables import read_segment_tables
+from stemlab.errors import StemlabError
+from stemlab.logs import log
+from stemlab.megami.evaluate_fxprocessor import select_items as evenly
+from stemlab.megami.mix import UPSTREAM, MixSettings, TrainedPipeline
+from stemlab.train.loop import StepContext
+from stemlab.train.registry import register
+from stemlab.train.task import Task, load_trained
+
+WINDOW = "megami"
+
+
+class MegamiParts(nn.Module):
+    """The upstream networks as submodules (frozen), with the tasks that embed through them."""
+
+    def __init__(self, parts: Mapping[str, tuple[Task, nn.Module]]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict({name: net.requires_grad_(False) for name, (_, net) in parts.items()})
+        self.tasks = {name: task for name, (task, _) in parts.items()}
+
+    def pipeline(self, settings: MixSettings) -> TrainedPipeline:
+        device = next(itertools.chain(self.nets.parameters(), self.nets.buffers())).device
+        return TrainedPipeline({n: (self.tasks[n], self.nets[n]) for n in self.nets}, settings, device)
+
+
+@register
+class MegamiTask(Task):
+    name = "megami"
+    metric_directions = {
+        "kad_clap": "lower", "kad_fx": "lower", "dist_loudness": "lower", "dist_centroid": "lower",
+        "dist_width": "lower", "dist_crest": "lower",
+    }  # fmt: skip
+
+    def __init__(self, job: Any) -> None:
+        super().__init__(job)
+        # nothing to train: one no-op step makes final.pt, train_log.csv and meta.json as usual
+        self.loop = dataclasses.replace(self.loop, steps=1, warmup_steps=0)
+
+    def parse_settings(self, section: Mapping[str, Any]) -> MixSettings:
+        return MixSettings.from_config(section)
+
+    def _upstream(self) -> dict[str, Path]:
+        return {name: self.upstream_file(name) for name in UPSTREAM}
+
+    def setup(self) -> None:
+        for name, path in self._upstream().items():
+            if not path.is_file():
+                raise StemlabError(f"{path}: the {name} model is missing; run its train_model job first")
+
+    def build_model(self) -> nn.Module:
+        upstream = {name: str(path) for name, path in self._upstream().items()}
+        parts = {}
+        for name in UPSTREAM:
+            task, net, payload = load_trained(upstream[name], "cpu", {"upstream": upstream})  # the frame moves the model
+            if payload.get("model") != name:
+                raise StemlabError(f"{upstream[name]}: holds model {payload.get('model')!r}, not {name!r}; fix models.megami.inputs.upstream")
+            parts[name] = (task, net)
+        self._check_dims(parts)
+        return MegamiParts(parts)
+
+    def _check_dims(self, parts: Mapping[str, tuple[Task, nn.Module]]) -> None:
+        clap_dim = int(parts["clap"][0].embedding_dim())
+        fx_dim = int(parts["fx_encoder"][0].embedding_dim())
+        cfg = getattr(getattr(parts["fx_generator"][1], "net", None), "cfg", None)
+        if cfg is not None and (int(cfg.context_dim) != clap_dim or int(cfg.fx_dim) != fx_dim):
+            raise StemlabError(
+                f"the fx_generator model works on CLAP {cfg.context_dim}-d and effect {cfg.fx_dim}-d embeddings, but clap "
+                f"gives {clap_dim} and fx_encoder {fx_dim}; re-train fx_generator on these encoders"
+            )
+
+    def frozen_modules(self, model: nn.Module) -> dict[str, nn.Module]:
+        return {"nets": model.nets}
+
+    def optimizers(self, model: nn.Module, cfg: Any) -> dict[str, torch.optim.Optimizer]:
+        return {}
+
+    def data(self, start: int) -> Iterator[Any]:
+        return itertools.repeat({})
+
+    def train_step(self, model: nn.Module, micro_batches: list[Any], ctx: StepContext) -> tuple[torch.Tensor, Mapping[str, float]]:
+        return torch.zeros(()), {}
+
+    def export(self, model: nn.Module) -> dict[str, Any]:
+        from stemlab.encoders.cache import sha256_file
+
+        upstream = self._upstream()
+        return {"upstream": {n: str(p) for n, p in upstream.items()}, "sha256": {n: sha256_file(p) for n, p in upstream.items()}}
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
+        from stemlab.megami.evaluate_mix import EvalSettings, evaluate_songs, load_song, mixable, test_songs
+
+        cfg = EvalSettings.from_config(self.job.eval)
+        table = read_segment_tables(self.segment_tables(WINDOW))
+        candidates = [key for key in test_songs(table) if mixable(self.stems_root, *key)]
+        songs = [load_song(self.stems_root, *key, cfg.max_seconds) for key in evenly(candidates, cfg.max_songs)]
+        log.info("megami: %d test songs of %s", len(songs), ", ".join(sorted(set(table["corpus"]))))
+        return evaluate_songs(model.pipeline(self.settings), songs, self.settings, cfg, self.job.seed)
