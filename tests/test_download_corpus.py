@@ -124,6 +124,7 @@ def _run(workdir: Path, overlay: dict, *targets: str) -> subprocess.CompletedPro
     return snakemake_in(workdir, overlay, *targets, cores=1, timeout=300)
 
 
+@pytest.mark.slow  # a dozen snakemake runs against a local server
 def test_download_rules_end_to_end(tmp_path):
     """download_corpus (interrupted once, resumed), extract_corpus from a URL, a local archive and no
     source at all, download_soundfont (file://) and download_checkpoint (http) in one Snakemake run."""

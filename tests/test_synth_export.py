@@ -31,6 +31,7 @@ def songs(tmp_path):
     return [a, b, c]
 
 
+@pytest.mark.slow  # imports and runs the datasets library
 def test_audiofolder_loads_offline(songs, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

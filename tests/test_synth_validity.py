@@ -166,7 +166,7 @@ def test_metrical_level_diagnostic():
     assert validity.beat_scores(ref, ref + 0.25)["beat_f"] == 0.0  # the plain measure is not relaxed
 
 
-@pytest.mark.parametrize("tracker", ["essentia", "librosa"])
+@pytest.mark.parametrize("tracker", ["essentia", pytest.param("librosa", marks=pytest.mark.slow)])  # librosa: numba compiles
 def test_trackers_find_click_beats(tracker):
     beats = np.arange(0.5, 19.5, 0.5)
     audio = click_track(beats, 20.0)
