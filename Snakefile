@@ -26,6 +26,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/cache.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/mixes.smk"
 
 
 rule all:

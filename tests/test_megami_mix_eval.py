@@ -81,3 +81,20 @@ def test_kad_windows_cover_the_mix():
     assert ev.kad_windows(x, 4096).shape == (3, 2, 4096)  # 0, 4096, and the tail from 6904 (> half new)
     assert ev.kad_windows(x[:, :10_000], 4096).shape == (2, 2, 4096)  # a tail of 1,808 new samples is left out
     assert ev.kad_windows(x[:, :1000], 4096).shape == (1, 2, 4096)
+
+
+@pytest.mark.slow  # matplotlib and seaborn: about 5 s
+def test_figure_plots_the_table_and_rows(rows, tmp_path):
+    from stemlab.evaluate.summary import write_summary
+    from stemlab.megami import mix_figure
+
+    items = rows.assign(model="megami", seed=1)
+    items.to_parquet(tmp_path / "items.parquet", index=False)
+    write_summary(summarize(items, draws=200), tmp_path / "megami.csv")
+    out = tmp_path / "fig" / "megami_mix.pdf"
+    out.parent.mkdir()
+    assert mix_figure.main(["--table", str(tmp_path / "megami.csv"), "--items", str(tmp_path / "items.parquet"), "--out", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"%PDF" and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(StemlabError, match="no kad_clap"):
+        pd.DataFrame({"metric": ["x"], "system": ["megami"]}).to_csv(tmp_path / "bad.csv", index=False)
+        mix_figure.read_inputs(tmp_path / "bad.csv", [tmp_path / "items.parquet"])

@@ -339,8 +339,12 @@ def download_targets():
 # (stemlab.modelplan); the generic rules train_model / evaluate_model / summarize_model run every row
 # per seed. Checkpoints live beside the outputs but are not outputs, so a failed or preempted job keeps them.
 SEED_RE = "[0-9]+"
-# figures of a model that have their own rule in figures.smk
-MODEL_FIGURES = {"fxprocessor": ["results/figures/fxprocessor_eval.pdf"]}
+# figures of a model that have their own rule in figures.smk, and other outputs of its own rules
+# ({seed}: one per seed of the model; megami's mixes: mixes.smk)
+MODEL_FIGURES = {
+    "fxprocessor": ["results/figures/fxprocessor_eval.pdf"],
+    "megami": ["results/figures/megami_mix.pdf", "results/mixes/megami/seed-{seed}"],
+}
 
 
 @functools.cache
@@ -480,7 +484,36 @@ def eval_items(model):
 
 
 def figure_targets():
-    return [f for name in model_plans() for f in MODEL_FIGURES.get(name, [])]
+    return list(
+        dict.fromkeys(
+            f.format(seed=seed)
+            for name, plan in model_plans().items()
+            for f in MODEL_FIGURES.get(name, [])
+            for seed in plan.seeds
+        )
+    )
+
+
+def _megami(wildcards):
+    """The wildcards of megami's evaluate job of one seed (mix_megami runs with its inputs and resources)."""
+    return types.SimpleNamespace(model="megami", seed=wildcards.seed)
+
+
+def megami_mix_inputs(wildcards):
+    return model_eval_inputs(_megami(wildcards))
+
+
+def megami_mix_job(wildcards):
+    return model_job("eval")(_megami(wildcards))
+
+
+def megami_mix_threads(wildcards):
+    return model_threads("eval")(_megami(wildcards))
+
+
+def megami_mix_resource(key):
+    value = model_resource("eval", key)
+    return lambda wildcards, attempt: value(_megami(wildcards), attempt)
 
 
 def all_targets():

@@ -18,3 +18,24 @@ rule figure_fxprocessor_eval:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.megami.figure --items {input} --out {output} > {log} 2>&1"
+
+
+rule figure_megami_mix:
+    input:
+        table="results/tables/megami.csv",
+        rows=eval_items("megami"),
+    output:
+        pdf=report(
+            "results/figures/megami_mix.pdf",
+            caption="../report/megami_mix.rst",
+            category="MEGAMI",
+            labels={"figure": "megami_mix"},
+        ),
+        png="results/figures/megami_mix.png",
+    log:
+        "logs/figures/figure_megami_mix.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.megami.mix_figure --table {input.table} --items {input.rows} --out {output.pdf} > {log} 2>&1"

@@ -224,6 +224,11 @@ def banded_spectrogram(audio: np.ndarray, bands: int, fmin: float = 40.0, fmax: 
 # --------------------------------------------------------------------------- the evaluation
 
 
+def megami_seed(seed: int, song: str) -> int:
+    """The FxGenerator's sampling seed of one song in a run of `seed` (evaluation and the mix rule)."""
+    return derive_seed(seed, "megami", song)
+
+
 def song_mixes(pipeline: Pipeline, song: Song, settings: MixSettings, cfg: EvalSettings, seed: int) -> tuple[dict[str, list[Mix]], list[np.ndarray], list[str]]:
     """Every system's mixes of one song (megami and only_rms: `cfg.samples` each), the kept wet tracks
     and the kept track names."""
@@ -231,7 +236,7 @@ def song_mixes(pipeline: Pipeline, song: Song, settings: MixSettings, cfg: EvalS
     kept = [song.names.index(n) for n in prepared.names]
     wet = [song.wet[i] for i in kept]
     roles = [song.roles[i] for i in kept]
-    mixes, effects, content = megami_mixes(pipeline, prepared, settings, cfg.samples, derive_seed(seed, "megami", song.song))
+    mixes, effects, content = megami_mixes(pipeline, prepared, settings, cfg.samples, megami_seed(seed, song.song))
     true_effects = pipeline.effects(prepared.window(wet))
     systems = {
         "megami": mixes,

@@ -52,7 +52,7 @@ class MixSettings:
 
     window_samples: int
     block_samples: int
-    crossfade_samples: int
+    crossfade_samples: int | None  # None: the FxProcessor's receptive field
     steps: int
     sampler: str
     cfg_scale: float
@@ -65,14 +65,14 @@ class MixSettings:
         from stemlab.config import settings_section
 
         v = settings_section("models", "megami", "settings", section=section or {})
-        if v["crossfade_samples"] >= v["block_samples"]:
+        if v["crossfade_samples"] is not None and 2 * v["crossfade_samples"] > v["block_samples"]:
             raise StemlabError(
-                f"models.megami.settings.crossfade_samples ({v['crossfade_samples']}) must be shorter than block_samples "
-                f"({v['block_samples']}); lower it"
+                f"models.megami.settings.crossfade_samples ({v['crossfade_samples']}) must be at most half of block_samples "
+                f"({v['block_samples']}); lower it or raise block_samples"
             )
         return cls(
             window_samples=int(v["window_samples"]), block_samples=int(v["block_samples"]),
-            crossfade_samples=int(v["crossfade_samples"]), steps=int(v["steps"]), sampler=str(v["sampler"]),
+            crossfade_samples=None if v["crossfade_samples"] is None else int(v["crossfade_samples"]), steps=int(v["steps"]), sampler=str(v["sampler"]),
             cfg_scale=float(v["cfg_scale"]), peak_dbfs=float(v["peak_dbfs"]), silence_dbfs=float(v["silence_dbfs"]),
             max_gain_db=float(v["max_gain_db"]),
         )  # fmt: skip
@@ -230,19 +230,14 @@ class TrainedPipeline:
         return out.float().cpu().numpy()
 
     def process(self, dry: np.ndarray, effect: np.ndarray, content: np.ndarray) -> np.ndarray:
-        import torch
-
         from stemlab.megami.fxprocessor import process_track
 
         s = self.settings
-        with torch.inference_mode():
-            out = process_track(
-                self.parts["fxprocessor"][1], torch.from_numpy(np.ascontiguousarray(dry)).to(self.device),
-                torch.from_numpy(effect).to(self.device), torch.from_numpy(content).to(self.device),
-                s.block_samples, crossfade=s.crossfade_samples,
-            )  # fmt: skip
-        out = out.float().cpu().numpy() if isinstance(out, torch.Tensor) else np.asarray(out, dtype=np.float32)
-        return out.reshape(2, -1)[:, : dry.shape[1]]
+        try:
+            out = process_track(self.parts["fxprocessor"][1], dry, effect, content, s.block_samples, overlap=s.crossfade_samples, device=self.device)
+        except ValueError as exc:
+            raise StemlabError(f"the FxProcessor cannot run over the track: {exc}; fix models.megami.settings.block_samples / crossfade_samples") from exc
+        return np.asarray(out, dtype=np.float32)[:, : dry.shape[1]]
 
 
 UPSTREAM = ("clap", "fx_encoder", "domain_adaptor", "fx_generator", "fxprocessor")
@@ -268,7 +263,7 @@ def load_pipeline(model: str | os.PathLike[str], device: str = "auto") -> Traine
         if digests.get(name) and sha256_file(path) != digests[name]:
             raise StemlabError(f"{path}: the {name} model changed since {model} was made; re-run `snakemake {model}`")
     dev = resolve_device(device)
-    inputs = {"upstream": upstream}
+    inputs = {"upstream": upstream, "pretrained": dict(export.get("pretrained") or {})}
     parts = {}
     for name in UPSTREAM:
         task, net, _ = load_trained(upstream[name], dev, inputs)

@@ -1,18 +1,24 @@
 """The `megami` model: MEGAMI's trained parts put together for full-song mixing, evaluated at mix level.
 
 Nothing is trained here. The model is its upstream models (inputs.upstream: clap, fx_encoder,
-domain_adaptor, fx_generator, fxprocessor), all frozen, and the loop runs one no-op step whatever
+domain_adaptor, fx_generator, fxprocessor; inputs.pretrained: the snapshots those load), all frozen, and the loop runs one no-op step whatever
 loop.steps says, so final.pt holds no weights: it records the mixing settings and the upstream files it
 was made from with their sha256 (what `python -m stemlab.megami.mix` loads). Its identity follows the
 upstream files, so retraining any of them remakes it. Evaluation (stemlab.megami.evaluate_mix) mixes the
 test-split songs of its corpora (read through their megami segment tables) with every system.
+
+`python -m stemlab.megami.mix_task --config JOB --model-dir DIR --out results/mixes/megami/seed-<s>` (rule
+mix_megami) mixes every mixable test song whole, with the seed's sampling seed of the evaluation, into
+<out>/<corpus>/<song>.flac, plus index.csv (song, tracks, dropped silent tracks, gains).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import itertools
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +27,8 @@ import torch
 from torch import nn
 
 from stemlab.data.segment_tables import read_segment_tables
-from stemlab.errors import StemlabError
-from stemlab.logs import log
+from stemlab.errors import StemlabError, run_cli
+from stemlab.logs import log, progress, setup_logging
 from stemlab.megami.evaluate_fxprocessor import select_items as evenly
 from stemlab.megami.mix import UPSTREAM, MixSettings, TrainedPipeline
 from stemlab.train.loop import StepContext
@@ -71,9 +77,10 @@ class MegamiTask(Task):
 
     def build_model(self) -> nn.Module:
         upstream = {name: str(path) for name, path in self._upstream().items()}
+        inputs = {"upstream": upstream, "pretrained": dict(self.job.inputs.pretrained)}
         parts = {}
         for name in UPSTREAM:
-            task, net, payload = load_trained(upstream[name], "cpu", {"upstream": upstream})  # the frame moves the model
+            task, net, payload = load_trained(upstream[name], "cpu", inputs)  # the frame moves the model
             if payload.get("model") != name:
                 raise StemlabError(f"{upstream[name]}: holds model {payload.get('model')!r}, not {name!r}; fix models.megami.inputs.upstream")
             parts[name] = (task, net)
@@ -106,15 +113,74 @@ class MegamiTask(Task):
         from stemlab.encoders.cache import sha256_file
 
         upstream = self._upstream()
-        return {"upstream": {n: str(p) for n, p in upstream.items()}, "sha256": {n: sha256_file(p) for n, p in upstream.items()}}
+        return {
+            "upstream": {n: str(p) for n, p in upstream.items()},
+            "sha256": {n: sha256_file(p) for n, p in upstream.items()},
+            "pretrained": dict(self.job.inputs.pretrained),
+        }
 
     # ------------------------------------------------------------------ evaluation
+    def test_songs(self) -> list[tuple[str, str, str]]:
+        """(corpus, shard, song) of every test song that has dry and wet tracks."""
+        from stemlab.megami.evaluate_mix import mixable, test_songs
+
+        table = read_segment_tables(self.segment_tables(WINDOW))
+        return [key for key in test_songs(table) if mixable(self.stems_root, *key)]
+
     def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
-        from stemlab.megami.evaluate_mix import EvalSettings, evaluate_songs, load_song, mixable, test_songs
+        from stemlab.megami.evaluate_mix import EvalSettings, evaluate_songs, load_song
 
         cfg = EvalSettings.from_config(self.job.eval)
-        table = read_segment_tables(self.segment_tables(WINDOW))
-        candidates = [key for key in test_songs(table) if mixable(self.stems_root, *key)]
-        songs = [load_song(self.stems_root, *key, cfg.max_seconds) for key in evenly(candidates, cfg.max_songs)]
-        log.info("megami: %d test songs of %s", len(songs), ", ".join(sorted(set(table["corpus"]))))
+        songs = [load_song(self.stems_root, *key, cfg.max_seconds) for key in evenly(self.test_songs(), cfg.max_songs)]
+        log.info("megami: %d test songs, %s", len(songs), f"{cfg.max_seconds} s each" if cfg.max_seconds else "whole")
         return evaluate_songs(model.pipeline(self.settings), songs, self.settings, cfg, self.job.seed)
+
+    def mix_songs(self, model: nn.Module, out: str | Path) -> pd.DataFrame:
+        """Every mixable test song, whole, into out/<corpus>/<song>.flac (written as one folder, atomically)."""
+        from stemlab.atomic import atomic_dir
+        from stemlab.audio import SAMPLE_RATE, write_audio
+        from stemlab.megami.evaluate_mix import load_song, megami_seed
+        from stemlab.megami.mix import megami_mixes, prepare
+
+        pipeline = model.pipeline(self.settings)
+        rows = []
+        with atomic_dir(out) as tmp:
+            for corpus, shard, song in progress(self.test_songs(), desc="megami mixes"):
+                loaded = load_song(self.stems_root, corpus, shard, song, None)
+                prepared = prepare(loaded.names, loaded.dry, self.settings)
+                (mix,), _, _ = megami_mixes(pipeline, prepared, self.settings, 1, megami_seed(self.job.seed, song))
+                (tmp / corpus).mkdir(exist_ok=True)
+                write_audio(tmp / corpus / f"{song}.flac", mix.mix.T, SAMPLE_RATE)
+                rows.append({"corpus": corpus, "song": song, "file": f"{corpus}/{song}.flac", "tracks": " ".join(mix.names),
+                             "dropped": " ".join(prepared.dropped), "gains_db": " ".join(f"{g:.2f}" for g in mix.gains_db)})  # fmt: skip
+            if not rows:
+                raise StemlabError(f"model {self.job.model}: no test song has dry and wet tracks; nothing to mix")
+            index = pd.DataFrame(rows)
+            index.to_csv(tmp / "index.csv", index=False)
+        return index
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stemlab.megami.mix_task", description="Mix every held-out song with MEGAMI.")
+    parser.add_argument("--config", required=True, help="the megami evaluate job config (inline JSON or a file)")
+    parser.add_argument("--model-dir", required=True, help="results/models/megami/seed-<s> (its final.pt)")
+    parser.add_argument("--out", required=True, help="folder of the mixes (results/mixes/megami/seed-<s>)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    from stemlab.device import resolve_device, torch_threads
+    from stemlab.train.job import read_job
+    from stemlab.train.registry import task_class
+
+    job = read_job(args.config)
+    task = task_class(job.model, job.task)(job)
+    if not isinstance(task, MegamiTask):
+        raise StemlabError(f"--config is the job of model {job.model!r} ({job.task}), not of a megami model")
+    with torch_threads(job.cpu_threads):
+        model, _ = task.load(Path(args.model_dir) / "final.pt", resolve_device(job.device))
+        index = task.mix_songs(model, args.out)
+    print(f"{args.out}: {len(index)} mixes", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
