@@ -343,6 +343,7 @@ SEED_RE = "[0-9]+"
 # ({seed}: one per seed of the model; megami's mixes: mixes.smk)
 MODEL_FIGURES = {
     "fxprocessor": ["results/figures/fxprocessor_eval.pdf"],
+    "relations": ["results/figures/relations.pdf", "results/figures/relations.png"],
     "megami": ["results/figures/megami_mix.pdf", "results/mixes/megami/seed-{seed}"],
 }
 

@@ -39,3 +39,23 @@ rule figure_megami_mix:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.megami.mix_figure --table {input.table} --items {input.rows} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_relations:
+    input:
+        eval_items("relations"),
+    output:
+        pdf=report(
+            "results/figures/relations.pdf",
+            caption="../report/relations.rst",
+            category="Track relationships",
+            labels={"figure": "relations"},
+        ),
+        png="results/figures/relations.png",
+    log:
+        "logs/figures/figure_relations.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.relations.figure --items {input} --out {output.pdf} > {log} 2>&1"
