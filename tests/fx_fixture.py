@@ -79,11 +79,47 @@ def write_corpus(root: Path, songs: int = 6, seconds: float = 1.0, window: int =
 FX_TASK = "stemlab.megami.fxprocessor_task"
 
 
-def fx_job(root: Path, loop: dict, settings: dict, *, seed: int = 9, eval_settings: dict | None = None):
-    """The job config the workflow would hand a train/evaluate job of the FxProcessor on this corpus."""
+FX_DIM, CLAP_DIM = 6, 4  # embedding sizes of the tiny encoders standing in for fx_encoder and clap
+
+
+def write_caches(root: Path) -> dict[str, dict[str, str]]:
+    """Tiny encoders (tests.cache_tasks, a few steps) standing in for fx_encoder and clap, and their embedding
+    caches of the corpus's wet and dry windows written by the cache job; returns the job inputs `upstream`
+    and `cache` an FxProcessor job of this corpus needs."""
+    from stemlab.encoders.cache import CacheJob, cache_job
+    from stemlab.train.job import Job, JobInputs
+    from stemlab.train.run import train_job
+
+    upstream, cache = {}, {}
+    for name, dim in (("fx_encoder", FX_DIM), ("clap", CLAP_DIM)):
+        model_dir = root / "encoders" / name
+        if not (model_dir / "final.pt").is_file():
+            job = Job(model="tiny_encoder", task="tests.cache_tasks", seed=1, loop={"steps": 2, "batch_size": 2,
+                      "checkpoint_every": 0, "checkpoint_seconds": 0}, settings={"dim": dim}, eval={}, inputs=JobInputs(),
+                      device="cpu")  # fmt: skip
+            train_job(job, model_dir)
+        out = root / "cache" / name / "synthetic" / "shard-00000.parquet"
+        if not out.is_file():
+            spec = {
+                "encoder": "tiny_encoder", "seed": 1, "corpus": "synthetic", "shard": "shard-00000",
+                "model": str(model_dir / "final.pt"), "stems": str(root / "stems" / "synthetic" / "shard-00000"),
+                "segments": {"megami": str(root / "segments.parquet")}, "sources": ["wet", "dry"], "device": "cpu",
+                "batch_size": 16,
+            }  # fmt: skip
+            cache_job(CacheJob.from_dict(spec), out)
+        upstream[name] = str(model_dir / "final.pt")
+        cache[name] = [str(out)]
+    return {"upstream": {"fx_encoder": upstream["fx_encoder"]}, "cache": cache}
+
+
+def fx_job(root: Path, loop: dict, settings: dict, *, seed: int = 9, eval_settings: dict | None = None,
+           embeddings: dict | None = None):  # fmt: skip
+    """The job config the workflow would hand a train/evaluate job of the FxProcessor on this corpus;
+    `embeddings` (from write_caches) adds the upstream effect encoder and the embedding caches."""
     from stemlab.train.job import Job, JobInputs
 
-    inputs = JobInputs(segments={"megami": [str(root / "segments.parquet")]}, stems_root=str(root / "stems"))
+    inputs = JobInputs(segments={"megami": [str(root / "segments.parquet")]}, stems_root=str(root / "stems"),
+                       **(embeddings or {}))  # fmt: skip
     return Job(model="fxprocessor", task=FX_TASK, seed=seed, loop=loop, settings=settings, eval=eval_settings or {},
                inputs=inputs, device="cpu")  # fmt: skip
 

@@ -1,9 +1,14 @@
 """FxProcessor vs baselines on the test split: long per-window rows for the frame's summariser.
 
-Systems: `fxprocessor` (the trained model), `identity` (dry passthrough), `loudness_matched` (dry with
-the oracle gain that matches the wet stem's integrated loudness), `mean_fx` (the per-category mean FX
-chain of the training split applied to the dry stem, when an FX-chain renderer is available).
-Metrics: MR-STFT distance (lower is better), SI-SDR in dB (higher), loudness error in LU (est - ref).
+Systems: `fxprocessor` (the trained model, conditioned as it was trained: on the target wet window's
+effect embedding and the dry window's CLAP embedding, or on the oracle FX parameters in the ablation),
+`identity` (dry passthrough), `loudness_matched` (dry with the oracle gain that matches the wet excerpt's
+integrated loudness), `mean_fx` (the per-category mean FX chain of the training split applied to the dry
+stem, when an FX-chain renderer is available).
+The model and the mean chain process the whole test window (the span its embeddings describe, so reverb
+and delay tails enter the excerpt as they do in the reference); every system is scored on the loudest
+`max_samples` of it. Metrics: MR-STFT distance (lower is better), SI-SDR in dB (higher), loudness error
+in LU (est - ref) and its absolute value.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ from stemlab.audio import SAMPLE_RATE
 from stemlab.data.segment_tables import read_window
 from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
-from stemlab.megami.fxparams import FxParamSpace, mean_annotation
+from stemlab.megami.fxparams import mean_annotation
 from stemlab.megami.pairs import PairItem, pair_items
 from stemlab.metrics import SILENCE_LUFS, integrated_loudness, si_sdr
 from stemlab.train.losses import MultiResolutionSTFTLoss
 
 SYSTEMS = ("fxprocessor", "mean_fx", "loudness_matched", "identity")
 FxApplier = Callable[[np.ndarray, int, Any], np.ndarray]  # (dry (channels, time), sr, fx annotation) -> wet
+Conditioner = Callable[[Sequence[PairItem]], np.ndarray]  # items -> (items, cond_dim) conditioning vectors
 
 
 def default_fx_applier() -> FxApplier | None:
@@ -112,7 +118,7 @@ class EvalSettings:
 
 def evaluate_windows(
     model: torch.nn.Module,
-    space: FxParamSpace,
+    conditions: Conditioner,
     table: pd.DataFrame,
     stems_root: str | os.PathLike[str],
     settings: EvalSettings,
@@ -134,11 +140,13 @@ def evaluate_windows(
     means = category_mean_fx(train_items) if applier is not None else {}
     if not means:
         log.info("mean_fx baseline skipped: no FX-chain renderer or no renderable FX annotations in the training split")
+    cond = conditions(test_items)
     mrstft = MultiResolutionSTFTLoss(settings.fft_sizes).to(dev)
     rows: list[dict] = []
     skipped = 0
-    for it in progress(test_items, desc="evaluate fxprocessor"):
-        scored = _score_window(it, model, space, dev, mrstft, applier, means, settings.max_samples)
+    model.eval()
+    for it, c in progress(list(zip(test_items, cond)), desc="evaluate fxprocessor"):
+        scored = _score_window(it, c, model, dev, mrstft, applier, means, settings.max_samples)
         if scored is None:
             skipped += 1  # a silent reference makes every metric degenerate
         rows.extend(scored or [])
@@ -150,33 +158,34 @@ def evaluate_windows(
     return pd.DataFrame(rows)
 
 
-def _score_window(it, model, space, dev, mrstft, applier, means, max_samples: int | None) -> list[dict] | None:
+def _score_window(it, cond, model, dev, mrstft, applier, means, max_samples: int | None) -> list[dict] | None:
     """One metrics row per system for the loudest `max_samples` of one test window; None when the
     wet reference is silent."""
     n = it.length if max_samples is None else min(it.length, max_samples)
-    dry, wet = read_window(it.dry, it.start, it.length), read_window(it.wet, it.start, it.length)
-    offset = loudest_excerpt(wet, n)
-    dry, wet = dry[:, offset : offset + n], wet[:, offset : offset + n]
+    dry_window, wet_window = read_window(it.dry, it.start, it.length), read_window(it.wet, it.start, it.length)
+    offset = loudest_excerpt(wet_window, n)
+    excerpt = slice(offset, offset + n)
+    dry, wet = dry_window[:, excerpt], wet_window[:, excerpt]
     if rms_dbfs(wet) < SILENT_DBFS:
         return None
     with torch.no_grad():
-        cond = torch.from_numpy(space.vector(it.fx))[None].to(dev)
-        pred = model(torch.from_numpy(dry)[None].to(dev), cond)[0].float().cpu().numpy()
+        c = torch.from_numpy(np.asarray(cond, dtype=np.float32))[None].to(dev)
+        pred = model(torch.from_numpy(dry_window)[None].to(dev), c)[0].float().cpu().numpy()[:, excerpt]
     ref_lufs = integrated_loudness(wet, SAMPLE_RATE)
     dry_lufs = integrated_loudness(dry, SAMPLE_RATE)
     gain_db = ref_lufs - dry_lufs if dry_lufs > SILENCE_LUFS else 0.0
     systems = {
-        "fxprocessor": pred,
+        "fxprocessor": np.ascontiguousarray(pred),
         "identity": dry,
         "loudness_matched": (dry * 10 ** (gain_db / 20)).astype(np.float32),
     }
     if applier is not None and means:
         chain = means.get(it.category, means[ALL_CATEGORIES])
-        systems["mean_fx"] = _fit_length(applier(dry, SAMPLE_RATE, chain), n)
+        systems["mean_fx"] = np.ascontiguousarray(_fit_length(applier(dry_window, SAMPLE_RATE, chain), it.length)[:, excerpt])
     names = [s for s in SYSTEMS if s in systems]
     with torch.no_grad():
         est = torch.from_numpy(np.stack([systems[s] for s in names])).to(dev)
-        ref = torch.from_numpy(wet)[None].expand_as(est).to(dev)
+        ref = torch.from_numpy(np.ascontiguousarray(wet))[None].expand_as(est).to(dev)
         distances = mrstft.per_item(est, ref).cpu().numpy()
     rows = []
     where = {"song": it.song, "stem": it.stem, "category": it.category, "start": it.start + offset, "length": n}
