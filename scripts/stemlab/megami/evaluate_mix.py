@@ -59,6 +59,7 @@ CATEGORY_ROLES = {"drums": "drums", "bass": "bass", "vocals": "melody", "percuss
 class EvalSettings:
     """models.megami.eval (defaults: the schema's)."""
 
+    splits: tuple[str, ...]
     max_songs: int | None
     max_seconds: float | None
     samples: int
@@ -74,7 +75,7 @@ class EvalSettings:
 
         v = settings_section("models", "megami", "eval", section=section or {})
         return cls(
-            max_songs=v["max_songs"], max_seconds=v["max_seconds"], samples=int(v["samples"]),
+            splits=tuple(v["splits"]), max_songs=v["max_songs"], max_seconds=v["max_seconds"], samples=int(v["samples"]),
             loudness_lufs=float(v["loudness_lufs"]), kad_window_samples=int(v["kad_window_samples"]),
             spectrogram_songs=int(v["spectrogram_songs"]), spectrogram_seconds=float(v["spectrogram_seconds"]),
             spectrogram_bands=int(v["spectrogram_bands"]),
@@ -93,9 +94,9 @@ class Song:
     mix: np.ndarray
 
 
-def test_songs(table: pd.DataFrame) -> list[tuple[str, str, str]]:
-    """(corpus, shard, song) of the test split, sorted."""
-    rows = table[table["split"] == "test"][["corpus", "shard", "song"]].drop_duplicates()
+def held_out_songs(table: pd.DataFrame, splits: Sequence[str] = ("test",)) -> list[tuple[str, str, str]]:
+    """(corpus, shard, song) of the songs of `splits`, sorted."""
+    rows = table[table["split"].isin(list(splits))][["corpus", "shard", "song"]].drop_duplicates()
     return sorted(map(tuple, rows.astype(str).to_numpy().tolist()))
 
 

@@ -8,7 +8,7 @@ upstream files, so retraining any of them remakes it. Evaluation (stemlab.megami
 test-split songs of its corpora (read through their megami segment tables) with every system.
 
 `python -m stemlab.megami.mix_task --config JOB --model-dir DIR --out results/mixes/megami/seed-<s>` (rule
-mix_megami) mixes every mixable test song whole, with the seed's sampling seed of the evaluation, into
+mix_megami) mixes every mixable song of eval.splits (the test split) whole, with the seed's sampling seed of the evaluation, into
 <out>/<corpus>/<song>.flac, plus index.csv (song, tracks, dropped silent tracks, gains).
 """
 
@@ -120,32 +120,33 @@ class MegamiTask(Task):
         }
 
     # ------------------------------------------------------------------ evaluation
-    def test_songs(self) -> list[tuple[str, str, str]]:
-        """(corpus, shard, song) of every test song that has dry and wet tracks."""
-        from stemlab.megami.evaluate_mix import mixable, test_songs
+    def held_out_songs(self, splits: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(corpus, shard, song) of every song of `splits` that has dry and wet tracks."""
+        from stemlab.megami.evaluate_mix import held_out_songs, mixable
 
         table = read_segment_tables(self.segment_tables(WINDOW))
-        return [key for key in test_songs(table) if mixable(self.stems_root, *key)]
+        return [key for key in held_out_songs(table, splits) if mixable(self.stems_root, *key)]
 
     def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
         from stemlab.megami.evaluate_mix import EvalSettings, evaluate_songs, load_song
 
         cfg = EvalSettings.from_config(self.job.eval)
-        songs = [load_song(self.stems_root, *key, cfg.max_seconds) for key in evenly(self.test_songs(), cfg.max_songs)]
-        log.info("megami: %d test songs, %s", len(songs), f"{cfg.max_seconds} s each" if cfg.max_seconds else "whole")
+        songs = [load_song(self.stems_root, *key, cfg.max_seconds) for key in evenly(self.held_out_songs(cfg.splits), cfg.max_songs)]
+        log.info("megami: %d songs of the %s split(s), %s", len(songs), "/".join(cfg.splits), f"{cfg.max_seconds} s each" if cfg.max_seconds else "whole")
         return evaluate_songs(model.pipeline(self.settings), songs, self.settings, cfg, self.job.seed)
 
     def mix_songs(self, model: nn.Module, out: str | Path) -> pd.DataFrame:
-        """Every mixable test song, whole, into out/<corpus>/<song>.flac (written as one folder, atomically)."""
+        """Every mixable song of eval.splits (the test split), whole, into out/<corpus>/<song>.flac (one
+        folder, written atomically)."""
         from stemlab.atomic import atomic_dir
         from stemlab.audio import SAMPLE_RATE, write_audio
-        from stemlab.megami.evaluate_mix import load_song, megami_seed
+        from stemlab.megami.evaluate_mix import EvalSettings, load_song, megami_seed
         from stemlab.megami.mix import megami_mixes, prepare
 
         pipeline = model.pipeline(self.settings)
         rows = []
         with atomic_dir(out) as tmp:
-            for corpus, shard, song in progress(self.test_songs(), desc="megami mixes"):
+            for corpus, shard, song in progress(self.held_out_songs(EvalSettings.from_config(self.job.eval).splits), desc="megami mixes"):
                 loaded = load_song(self.stems_root, corpus, shard, song, None)
                 prepared = prepare(loaded.names, loaded.dry, self.settings)
                 (mix,), _, _ = megami_mixes(pipeline, prepared, self.settings, 1, megami_seed(self.job.seed, song))
