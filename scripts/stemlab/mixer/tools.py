@@ -178,18 +178,18 @@ def _butter(kind: str, cutoff: float, sr: int) -> np.ndarray:
     return butter(4, min(cutoff, 0.49 * sr), btype=kind, fs=sr, output="sos")
 
 
-def _sosfilt(kind: str, audio: np.ndarray, sr: int, cutoff: float) -> np.ndarray:
+def butter_filter(kind: str, audio: np.ndarray, sr: int, cutoff: float) -> np.ndarray:
     from scipy.signal import sosfilt
 
     return sosfilt(_butter(kind, float(cutoff), int(sr)), audio, axis=-1).astype(np.float32)
 
 
 def apply_low_pass(audio: np.ndarray, sr: int, cutoff: float) -> np.ndarray:
-    return _sosfilt("lowpass", audio, sr, cutoff)
+    return butter_filter("lowpass", audio, sr, cutoff)
 
 
 def apply_high_pass(audio: np.ndarray, sr: int, cutoff: float) -> np.ndarray:
-    return _sosfilt("highpass", audio, sr, cutoff)
+    return butter_filter("highpass", audio, sr, cutoff)
 
 
 def apply_compression(audio: np.ndarray, sr: int, threshold: float, ratio: float, attack: float, release: float) -> np.ndarray:
