@@ -343,7 +343,11 @@ SEED_RE = "[0-9]+"
 # ({seed}: one per seed of the model; megami's mixes: mixes.smk)
 MODEL_FIGURES = {
     "fxprocessor": ["results/figures/fxprocessor_eval.pdf"],
-    "relations": ["results/figures/relations.pdf", "results/figures/relations.png"],
+    "relations": [
+        "results/figures/relations.pdf",
+        "results/figures/relations.png",
+        "results/generated/relations",
+    ],
     "megami": ["results/figures/megami_mix.pdf", "results/mixes/megami/seed-{seed}"],
 }
 
@@ -482,6 +486,26 @@ def eval_items(model):
         for key in plan.keys()
         for s in plan.seeds
     ]
+
+
+def relations_example_inputs(wildcards):
+    """The first seed's relations model of every grid cell, its cell's codebook and their stems."""
+    plan = model_plans()["relations"]
+    seed = plan.seeds[0]
+    codebook = plan.section["settings"]["codebook"]
+    inputs = [
+        modelplan.job_inputs(model_plans(), key, seed, data_shards)
+        for key in plan.keys()
+    ]
+    return {
+        "models": [f"{modelplan.model_dir(key, seed)}/final.pt" for key in plan.keys()],
+        "codebooks": [i["upstream"][codebook] for i in inputs],
+        "stems": sorted({s for i in inputs for s in i["stems"]}),
+    }
+
+
+def relations_example_models(wildcards, input):
+    return " ".join(str(Path(p).parent) for p in input.models)
 
 
 def figure_targets():

@@ -60,3 +60,24 @@ rule summarize_model:
         caption=model_caption,
     shell:
         "python -m stemlab.evaluate.summary --config {params.job} --out {output} {input} > {log} 2>&1"
+
+
+rule relations_examples:
+    input:
+        unpack(relations_example_inputs),
+    output:
+        directory("results/generated/relations"),
+    log:
+        "logs/evaluate/relations_examples.log",
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        mem_mb=mem_mb(4000),
+        runtime=runtime_min(30),
+        slurm_partition=cpu_partition(),
+    params:
+        models=relations_example_models,
+        pairs=lambda wildcards: config["models"]["relations"]["eval"]["examples"],
+    shell:
+        "python -m stemlab.relations examples --models {params.models} --codebooks {input.codebooks}"
+        " --stems-root results/data/stems --pairs {params.pairs} --out {output} > {log} 2>&1"

@@ -31,8 +31,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0, help="decoding seed (same seed, same output)")
     gen.add_argument("--unconstrained", action="store_true", help="do not restrict the symbols to the memory's")
     gen.add_argument("--device", default="cpu")
+    ex = sub.add_parser("examples", help="audio examples of test pairs for trained models (the workflow's rule)")
+    ex.add_argument("--models", nargs="+", required=True, help="trained relations model folders, one per cell")
+    ex.add_argument("--codebooks", nargs="+", required=True, help="the codebook final.pt of each model's cell")
+    ex.add_argument("--stems-root", required=True, help="results/data/stems")
+    ex.add_argument("--pairs", type=int, default=3, help="test pairs per cell")
+    ex.add_argument("--out", required=True, help="output folder (replaced)")
     args = parser.parse_args(argv)
     setup_logging()
+    if args.command == "examples":
+        from stemlab.relations.examples import write_examples
+
+        table = write_examples(args.models, args.codebooks, args.stems_root, args.pairs, args.out)
+        print(table.to_string(index=False), file=sys.stderr)
+        return 0
     from stemlab.relations.generate import generate_files
 
     info = generate_files(args.guide, args.memory, args.model, args.out, encoder=args.encoder, seed=args.seed,

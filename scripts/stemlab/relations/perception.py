@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from stemlab.audio import SAMPLE_RATE, resample
+from stemlab.device import torch_threads
 from stemlab.errors import StemlabError
 
 ENCODERS = ("mel", "clap", "wav2vec2")
@@ -115,10 +116,11 @@ class MelPerception(Perception):
         audio = resample(np.asarray(mono, dtype=np.float32)[:, None], SAMPLE_RATE, cfg.sample_rate)[:, 0]
         if len(audio) < cfg.n_fft // 2 + 1:
             audio = np.pad(audio, (0, cfg.n_fft // 2 + 1 - len(audio)))
-        spec = torch.stft(torch.from_numpy(np.ascontiguousarray(audio)), cfg.n_fft, cfg.hop, window=self.window,
-                          center=True, pad_mode="reflect", return_complex=True)  # fmt: skip
-        power = spec.abs().square() * (2.0 / float(self.window.sum())) ** 2
-        db = 10.0 * torch.log10(torch.matmul(self.fb, power).clamp(min=1e-10))  # (mels, frames)
+        with torch_threads(1):  # ops this small only lose time to a second thread
+            spec = torch.stft(torch.from_numpy(np.ascontiguousarray(audio)), cfg.n_fft, cfg.hop, window=self.window,
+                              center=True, pad_mode="reflect", return_complex=True)  # fmt: skip
+            power = spec.abs().square() * (2.0 / float(self.window.sum())) ** 2
+            db = 10.0 * torch.log10(torch.matmul(self.fb, power).clamp(min=1e-10))  # (mels, frames)
         feats = db.T.numpy().astype(np.float32)
         times = np.arange(feats.shape[0]) * cfg.hop / cfg.sample_rate
         return feats, times

@@ -15,6 +15,7 @@ Item rows carry tpp_mean and tpp_median (the same per-pair TPP, summarised by it
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from stemlab.device import torch_threads
 from stemlab.errors import StemlabError
 from stemlab.relations import data as reldata
 from stemlab.relations import metrics
@@ -50,6 +52,7 @@ class RelationsSettings:
     top_p: float
     window_hop: float
     crossfade_s: float
+    torch_threads: int | None
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> RelationsSettings:
@@ -59,7 +62,8 @@ class RelationsSettings:
         return cls(codebook=str(v["codebook"]), k=int(v["k"]), segment_s=float(v["segment_s"]),
                    model=DecisionSize.from_config(v["model"]), label_smoothing=float(v["label_smoothing"]),
                    scheduled_sampling=float(v["scheduled_sampling"]), top_p=float(v["top_p"]),
-                   window_hop=float(v["window_hop"]), crossfade_s=float(v["crossfade_s"]))  # fmt: skip
+                   window_hop=float(v["window_hop"]), crossfade_s=float(v["crossfade_s"]),
+                   torch_threads=v["torch_threads"])  # fmt: skip
 
 
 class RelationsModel(nn.Module):
@@ -91,6 +95,11 @@ class RelationsTask(Task):
     summary_keys = ("k", "segment_s")
     metric_directions = {"tpp_median": "higher", "tpp_mean": "higher", "lcp_mean": "higher"}
     metric_statistics = {"tpp_median": "median"}
+
+    def __init__(self, job) -> None:
+        super().__init__(job)
+        if self.settings.torch_threads:  # the loop (and evaluate) run with the model's own thread count
+            self.loop = dataclasses.replace(self.loop, cpu_threads=int(self.settings.torch_threads))
 
     def parse_settings(self, section: Mapping[str, Any]) -> RelationsSettings:
         return RelationsSettings.from_config(section)
@@ -174,8 +183,11 @@ class RelationsTask(Task):
     def _generator(self, *keys: object) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(self.job.seed, "relations-decode", *keys))
 
-    @torch.no_grad()
     def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
+        with torch_threads(self.loop.cpu_threads), torch.no_grad():
+            return self._evaluate(model)
+
+    def _evaluate(self, model: nn.Module) -> pd.DataFrame:
         self._read_codebook()
         settings, eval_cfg = self.settings, self.job.eval
         test = reldata.pairs(self.rows, "test")
