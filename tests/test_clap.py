@@ -27,6 +27,7 @@ TINY = {
     "source": "trained", "clip_seconds": 1.0, "joint_dim": 16, "audio": {"mel_bins": 32},
     "htsat": {"name": "custom", "spec_size": 64, "embed_dim": 8, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4},
     "text": {"context_length": 16, "width": 16, "heads": 2, "layers": 1},
+    "spec_augment": {"time_drop_width": 8, "time_stripes_num": 2, "freq_drop_width": 4, "freq_stripes_num": 2},
 }  # fmt: skip
 
 
@@ -106,6 +107,33 @@ def test_captions_say_what_the_annotations_know():
     assert cap.zero_shot_prompts(["rock"]) == ["This audio is a rock song."]
 
 
+def test_window_captions_tell_the_windows_of_one_song_apart():
+    song = _song(3, "jazz") | {"chords": [{"symbol": "C", "start_s": 0.0, "end_s": 2.0}, {"symbol": "Am", "start_s": 2.0, "end_s": 4.0},
+                                          {"symbol": "Am", "start_s": 4.0, "end_s": 6.0}, {"symbol": "F", "start_s": 6.0, "end_s": 8.0}]}  # fmt: skip
+    assert cap.window_facts(song, 1.0, 4.0).chords == ("C", "Am")  # overlapping chords in order, a repeat merged
+    # the segment table's active stems of the window, not the section's arrangement, say who is heard
+    quiet = cap.window_facts(song, 6.0, 2.0, playing=["bass"])
+    assert quiet.instruments == ("fretless bass",) and cap.window_facts(song, 6.0, 2.0, playing=[]).instruments == ()
+    texts = [cap.captions(cap.window_facts(song, start, 2.0, playing=["drums", "bass"]))[0] for start in (2.0, 6.0)]
+    assert texts[0] != texts[1] and "chorus" in texts[0] and "over Am." in texts[0] and "over F." in texts[1]
+    assert "jazz" in texts[0] and "120 bpm" in texts[0] and "fretless bass" in texts[0]
+
+
+def test_a_cut_caption_keeps_its_end_of_text_token():
+    tokens = laion.tokenize(["a b c d e f g h i j k l", "a b"], 6)
+    assert tokens[0, -1] == laion.VOCAB_SIZE - 1 and int(tokens[0].argmax()) == 5
+    assert tokens[1].tolist()[3:] == [laion.VOCAB_SIZE - 1, 0, 0]
+
+
+def test_spec_augment_is_configured():
+    model = torch.nn.Module()
+    model.audio_branch = torch.nn.Module()
+    laion.set_spec_augment(model, {"time_drop_width": 5, "time_stripes_num": 1, "freq_drop_width": 3, "freq_stripes_num": 0})
+    spec = model.audio_branch.spec_augmenter
+    assert (spec.time_dropper.drop_width, spec.time_dropper.stripes_num) == (5, 1)
+    assert (spec.freq_dropper.drop_width, spec.freq_dropper.stripes_num) == (3, 0)
+
+
 def test_retrieval_metrics_in_closed_form():
     # 4 windows with distinct captions: audio 0 and 1 find their text first; audio 2's text ranks 3rd; audio 3's 2nd
     sim = np.array([[0.9, 0.1, 0.0, 0.0],
@@ -159,6 +187,7 @@ def test_training_and_evaluation_through_the_frame(tmp_path):
     assert len(rows[(rows["system"] == "clap") & (rows["metric"] == "a2t_r1")]) == 6  # 2 test songs x 3 windows
     # embed() of a window equals the model's own embedding of its one clip
     task, model, _ = load_trained(tmp_path / "model" / "final.pt", "cpu", {"segments": {"clap": [str(root / "clap.parquet")]}})
+    assert model.audio_branch.spec_augmenter.freq_dropper.drop_width == TINY["spec_augment"]["freq_drop_width"]
     song = root / "stems" / "synthetic" / "shard-00000" / "syn-000006"
     audio = sf.read(song / "mix.flac", dtype="float32")[0][:SR].T
     emb = task.embed(model, torch.from_numpy(audio)[None])

@@ -8,7 +8,7 @@ pool (audio decoding releases the GIL); the order of results never depends on th
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from typing import TypeVar
@@ -25,6 +25,13 @@ def epoch_permutation(n_items: int, seed: int, epoch: int) -> np.ndarray:
     perm = rng(seed, "epoch", epoch).permutation(n_items)
     perm.setflags(write=False)
     return perm
+
+
+def evenly_spaced(items: Sequence[T], n: int | None) -> list[T]:
+    """At most `n` of `items`, evenly spaced over the sequence (all of them when n is None or not smaller)."""
+    if not n or len(items) <= n:
+        return list(items)
+    return [items[int(i)] for i in np.unique(np.linspace(0, len(items) - 1, n).round().astype(int))]
 
 
 def step_indices(n_items: int, batch_size: int, seed: int, step: int) -> np.ndarray:

@@ -1,15 +1,18 @@
 """Captions of audio windows, composed from what the annotations know (the text side of CLAP training).
 
-Synthetic songs (song.json of stemlab.synth): genre, tempo, key and mode, meter, swing, the section at the
-window and the stems playing in it with their instruments and roles. Real corpora: the corpus metadata in
-song.json `source` (MoisesDB genre, MedleyDB genre) and the stem categories present, plus the essentia
-tempo and key of the data stage's features table when given. Several templates word the same facts; which
-one a training item gets is drawn from (seed, index), so the text side sees paraphrases, not one string.
+Song-level facts: genre, tempo, key and mode, meter (synthetic songs: song.json of stemlab.synth; real
+corpora: the corpus metadata in song.json `source`, MoisesDB/MedleyDB genre, plus the essentia tempo and
+key of the data stage's features table when given). Window-level facts, so that windows of one song are
+told apart: the section at the window's centre, the stems actually playing in the window (those the
+segment table marks active there; the section's arrangement when no table is given) with their
+instruments, and the chords the window spans (synthetic songs' chord annotations). Several templates word
+the same facts; which one a training item gets is drawn from (seed, index), so the text side sees
+paraphrases, not one string. Template 0, the one evaluation uses, states every fact.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +39,7 @@ class WindowFacts:
     section: str | None
     instruments: tuple[str, ...]  # what is heard, as words ("synth bass", "electronic kit drums", ...)
     stem: str | None = None  # the window is one stem (its words), not the mix
+    chords: tuple[str, ...] = ()  # chord symbols the window spans, in order
 
 
 def _tempo_word(bpm: float) -> str:
@@ -58,15 +62,27 @@ def section_at(song: Mapping[str, Any], seconds: float) -> Mapping[str, Any] | N
     return None
 
 
+def chords_in(song: Mapping[str, Any], start_s: float, end_s: float) -> tuple[str, ...]:
+    """Symbols of the annotated chords overlapping [start_s, end_s), in order, repeats merged."""
+    symbols = [str(c["symbol"]) for c in song.get("chords") or []
+               if c.get("symbol") and c.get("start_s", 0.0) < end_s and c.get("end_s", 0.0) > start_s]  # fmt: skip
+    return tuple(s for i, s in enumerate(symbols) if i == 0 or s != symbols[i - 1])
+
+
 def window_facts(song: Mapping[str, Any], start_s: float, length_s: float, stem: str | None = None,
-                 features: Mapping[str, Any] | None = None) -> WindowFacts:  # fmt: skip
-    """The facts of the window [start_s, start_s + length_s) of a canonical song (one stem, or the mix)."""
+                 features: Mapping[str, Any] | None = None, playing: Collection[str] | None = None) -> WindowFacts:  # fmt: skip
+    """The facts of the window [start_s, start_s + length_s) of a canonical song (one stem, or the mix).
+
+    `playing`: the stems active in this window (from the segment table); None = the section's
+    arrangement says which stems are heard."""
     source = song.get("source") or {}
     features = features or {}
     section = section_at(song, start_s + length_s / 2)
-    active = set(section.get("active_stems") or []) if section else None
+    active = set(playing) if playing is not None else set(section.get("active_stems") or []) if section else None
     stems = [s for s in song.get("stems") or [] if stem is None or s.get("name") == stem]
-    heard = [s for s in stems if active is None or s.get("name") in active] or stems
+    heard = [s for s in stems if active is None or s.get("name") in active]
+    if not heard and playing is None:
+        heard = stems  # an arrangement naming none of the stems says nothing about them
     meter = song.get("time_signature")
     tempo = song.get("tempo_bpm", features.get("bpm"))
     genre = song.get("genre") or source.get("genre")
@@ -79,6 +95,7 @@ def window_facts(song: Mapping[str, Any], start_s: float, length_s: float, stem:
         section=str(section["section"]) if section and section.get("section") else None,
         instruments=tuple(_instrument_word(s) for s in heard),
         stem=_instrument_word(stems[0]) if stem is not None and stems else None,
+        chords=chords_in(song, start_s, start_s + length_s),
     )
 
 
@@ -90,28 +107,32 @@ def _join(words: Sequence[str]) -> str:
 
 
 def captions(facts: WindowFacts) -> list[str]:
-    """Every template's wording of `facts` (template 0 is the one evaluation uses)."""
+    """Every template's wording of `facts` (template 0, the one evaluation uses, states every fact)."""
     genre = facts.genre or "music"
     song = f"{genre} song" if facts.genre else "piece of music"
     tempo = f" at {round(facts.tempo_bpm)} bpm" if facts.tempo_bpm else ""
     pace = f"{_tempo_word(facts.tempo_bpm)} " if facts.tempo_bpm else ""
     key = f" in {facts.key} {facts.mode}" if facts.key and facts.mode else ""
     section = f"the {facts.section} of " if facts.section else ""
+    part = f"the {facts.section}" if facts.section else "a passage"
     meter = f" in {facts.meter} time" if facts.meter else ""
     heard = _join(facts.instruments)
+    over = f" over {_join(facts.chords)}" if facts.chords else ""
+    chords = f", chords {' then '.join(facts.chords)}" if facts.chords else ""
     if facts.stem is not None:
         return [
-            f"{facts.stem} playing in {section}a {song}{key}{tempo}.",
+            f"{facts.stem} playing in {section}a {song}{key}{tempo}{over}.",
             f"A solo {facts.stem} track from a {pace}{song}.",
-            f"Isolated {facts.stem}, {genre}{key}.",
-            f"The {facts.stem} part of a {song}{meter}.",
+            f"Isolated {facts.stem}, {genre}{key}{chords}.",
+            f"The {facts.stem} part of {section}a {song}{meter}.",
         ]
     with_heard = f" with {heard}" if heard else ""
     return [
+        f"{section.capitalize() or 'A passage of '}a {pace}{song}{key}{tempo}{with_heard}{over}.",
         f"A {pace}{song}{with_heard}{key}{tempo}.",
         f"This is {section}a {song}{meter}{with_heard}.",
-        f"{genre.capitalize()} music{with_heard}, {pace}{key.strip() or 'instrumental'}.",
-        f"A {song}{tempo}: {heard or 'a band'} playing{key}.",
+        f"{genre.capitalize()} music{with_heard}, {pace}{key.strip() or 'instrumental'}{chords}.",
+        f"{part.capitalize()} of a {song}{tempo}: {heard or 'a band'} playing{over}.",
         f"{heard.capitalize() or 'Instruments'} in a {pace}{genre} track{meter}.",
     ]
 

@@ -162,9 +162,27 @@ def build_clap(model_config: Mapping[str, Any], htsat_sizes: Mapping[str, Any] |
     return model
 
 
+def set_spec_augment(model: nn.Module, sizes: Mapping[str, Any]) -> None:
+    """Replace HTSAT's training-time SpecAugment (laion-clap fixes it at 2 time stripes of <= 64 frames and
+    2 frequency stripes of <= 8 mel bins, sized for 64 bins and 10 s clips) by the same torchlibrosa
+    SpecAugmentation with the configured stripes."""
+    htsat = submodule("htsat")
+    model.audio_branch.spec_augmenter = htsat.SpecAugmentation(
+        time_drop_width=int(sizes["time_drop_width"]), time_stripes_num=int(sizes["time_stripes_num"]),
+        freq_drop_width=int(sizes["freq_drop_width"]), freq_stripes_num=int(sizes["freq_stripes_num"]),
+    )  # fmt: skip
+
+
 def tokenize(texts: list[str], context_length: int) -> torch.Tensor:
-    """Token ids (batch, context_length) with laion-clap's BPE tokenizer (end-of-text has the highest id)."""
-    return clap_module().tokenize(texts, context_length=context_length)
+    """Token ids (batch, context_length) with laion-clap's BPE tokenizer (end-of-text has the highest id).
+
+    laion-clap's tokenize cuts a longer text off *with* its end-of-text token, and the text branch reads
+    the position of the highest id as the text's summary token: a cut text keeps end-of-text in its last
+    position instead (as CLIP's tokenizer does with truncate=True)."""
+    tokens = clap_module().tokenize(texts, context_length=context_length)
+    cut = tokens[:, -1] != 0
+    tokens[cut, -1] = VOCAB_SIZE - 1
+    return tokens
 
 
 def clip_loss():

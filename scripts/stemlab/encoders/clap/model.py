@@ -45,11 +45,14 @@ def build(settings: Any, text_type: str = "transformer", roberta_config: Mapping
     """The CLAP model of `settings` (random initialisation: the caller seeds it)."""
     sizes = None if settings.htsat["name"] in HTSAT_NAMES else settings.htsat
     if text_type == "transformer":
-        return laion.build_clap(model_config(settings), sizes)
-    if text_type != "roberta":
+        model = laion.build_clap(model_config(settings), sizes)
+    elif text_type == "roberta":
+        config = model_config(settings, "roberta")
+        model = _with_offline_roberta(lambda: laion.build_clap(config, sizes, "roberta"), roberta_config)
+    else:
         raise StemlabError(f"CLAP text branch {text_type!r} is not supported offline; use transformer or roberta")
-    config = model_config(settings, "roberta")
-    return _with_offline_roberta(lambda: laion.build_clap(config, sizes, "roberta"), roberta_config)
+    laion.set_spec_augment(model, settings.spec_augment)
+    return model
 
 
 def _with_offline_roberta(make, roberta_config: Mapping[str, Any] | None) -> nn.Module:

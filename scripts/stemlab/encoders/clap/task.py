@@ -35,6 +35,7 @@ from stemlab.logs import log, progress
 from stemlab.seeding import rng
 from stemlab.train import prefetched, step_indices
 from stemlab.train.registry import register
+from stemlab.train.sampling import evenly_spaced
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class ClapSettings:
     joint_dim: int
     audio: dict
     htsat: dict
+    spec_augment: dict
     text: dict
     pretrained: dict
 
@@ -123,8 +125,9 @@ class ClapTask(EncoderTask):
         log.info("clap: %d train items (%d mix windows), %d valid windows, clips of %.2f s",
                  len(self.train_items), sum(it.stem == "mix" for it in self.train_items), len(self.valid_items),
                  self.settings.clip_seconds)  # fmt: skip
-        n_valid = min(len(self.valid_items), self.loop.valid_batches * self.loop.batch_size)
-        self.valid_batch = self._batch([self.valid_items[i] for i in range(n_valid)], None, 0) if n_valid >= 2 else None
+        # evenly spaced over the valid windows, so the batch spans the valid songs (not the first one's windows)
+        valid = evenly_spaced(self.valid_items, self.loop.valid_batches * self.loop.batch_size)
+        self.valid_batch = self._batch(valid, None, 0) if len(valid) >= 2 else None
 
     def _batch(self, items: list[ClapItem], generator: np.random.Generator | None, caption_index: int | None) -> dict:
         clips, texts = [], []
@@ -200,9 +203,7 @@ class ClapTask(EncoderTask):
     def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
         table = read_segment_tables(self.segment_tables(WINDOW))
         items = clap_items(table, self.stems_root, "test", False)
-        limit = self.job.eval.get("max_windows")
-        if limit and len(items) > limit:
-            items = [items[int(i)] for i in np.unique(np.linspace(0, len(items) - 1, limit).round().astype(int))]
+        items = evenly_spaced(items, self.job.eval.get("max_windows"))
         if len(items) < 2:
             raise StemlabError("the clap segment tables have fewer than 2 test-split windows; nothing to retrieve among")
         device = next(model.parameters()).device

@@ -1,5 +1,5 @@
 """CLAP's items: mix windows (and, for training, active stem windows) of the `clap` segment tables, each
-with its caption facts, and the audio CLAP hears (48 kHz mono, a fixed clip length)."""
+with its caption facts (a mix window's instruments: the stems the table marks active in it), and the audio CLAP hears (48 kHz mono, a fixed clip length)."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ def clap_items(table: pd.DataFrame, stems_root: str | os.PathLike[str], split: s
         directory = song_dir(stems_root, corpus, shard, song)
         meta = song_json(str(directory / "song.json"))
         start_s, length_s = start / SAMPLE_RATE, length / SAMPLE_RATE
+        playing = group.loc[group["active"].astype(bool), "stem"].astype(str).tolist()
         items.append(ClapItem(song, "mix", int(start), int(length), directory / str(meta.get("mix", "mix.flac")),
-                              window_facts(meta, start_s, length_s), split))  # fmt: skip
+                              window_facts(meta, start_s, length_s, playing=playing), split))  # fmt: skip
         if not with_stems:
             continue
         for row in group[group["active"].astype(bool)].sort_values("stem").itertuples(index=False):
