@@ -34,8 +34,8 @@ from torch import nn
 from stemlab.encoders.fx.features import AF_DIM, join
 from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
-from stemlab.megami.edm import SAMPLERS, EDMConfig, edm_loss, sample
-from stemlab.megami.generator import FxGenerator, GeneratorBundle, GeneratorConfig
+from stemlab.megami.edm import SAMPLERS, EDMConfig, edm_loss
+from stemlab.megami.generator import FxGenerator, GeneratorBundle, GeneratorConfig, sample_effect_embeddings
 from stemlab.megami.multitrack import WINDOW, Multitracks, has_source, multitracks, require, rows_of_split, segment_rows
 from stemlab.seeding import derive_seed, rng
 from stemlab.train.registry import register
@@ -246,27 +246,22 @@ class FxGeneratorTask(Task):
         windows = np.arange(len(test))
         if settings.max_windows is not None and len(test) > settings.max_windows:
             windows = np.unique(np.linspace(0, len(test) - 1, settings.max_windows).round().astype(int))
-        device = next(model.parameters()).device
         cat_train = train_rows["category"].to_numpy()
         by_category = {c: np.flatnonzero(cat_train == c) for c in np.unique(cat_train)}
         mean_of = {c: join(*_parts(torch.from_numpy(train_fx[i].mean(0)))).numpy() for c, i in by_category.items()}
         all_train = np.arange(len(train_rows))
-        sigmas = model.edm.sampling_sigmas(settings.steps, device)
         frames = []
         for w in progress(windows, desc="fx_generator eval", total=len(windows)):
-            tracks = test.tracks.iloc[test.window_tracks(int(w))].reset_index(drop=True)
-            n = min(len(tracks), self.model_cfg.max_tracks)
-            tracks = tracks.iloc[:n]
-            fx_true = torch.from_numpy(test.fx[test.window_tracks(int(w))][:n])
-            ctx = torch.from_numpy(test.context[test.window_tracks(int(w))][:n]).to(device)
-            g = torch.Generator().manual_seed(derive_seed(self.loop.seed, "eval", int(w)))
-            draws = {}
-            for system, c in (("fx_generator", ctx), ("unconditional", torch.zeros_like(ctx))):
-                c_b = c[None].expand(settings.samples, -1, -1)
-                mask = torch.ones(settings.samples, n, dtype=torch.bool, device=device)
-                noise = torch.randn(settings.samples, n, self.model_cfg.fx_dim, generator=g).to(device)
-                z = sample(lambda x, s: model.denoise(x, s, c_b, mask, settings.cfg_scale), noise, sigmas, settings.sampler)  # noqa: B023
-                draws[system] = join(*_parts(z.cpu()))  # (samples, n, fx_dim)
+            span = test.window_tracks(int(w))
+            tracks = test.tracks.iloc[span].reset_index(drop=True)
+            fx_true = torch.from_numpy(test.fx[span])
+            ctx = torch.from_numpy(test.context[span])
+            seed = derive_seed(self.loop.seed, "eval", int(w))
+            draws = {
+                system: sample_effect_embeddings(model, None, c, settings.samples, seed, settings.steps, settings.sampler,
+                                                 cfg_scale=settings.cfg_scale).cpu()
+                for system, c in (("fx_generator", ctx), ("unconditional", torch.zeros_like(ctx)))
+            }  # fmt: skip
             r = rng(self.loop.seed, "eval-random", int(w))
             picks = [by_category.get(c, all_train) for c in tracks["category"]]
             draws["random_train"] = torch.from_numpy(
@@ -283,7 +278,7 @@ class FxGeneratorTask(Task):
                 for metric, values in (("cos_to_target", cos), ("level_error_db", err)):
                     frames.append(pd.DataFrame({"system": system, "metric": metric, "value": values.astype(float), "item": items,
                                                 "song": tracks["song"], "stem": tracks["stem"], "category": tracks["category"],
-                                                "start": tracks["start"], "tracks": n}))  # fmt: skip
+                                                "start": tracks["start"], "tracks": len(tracks)}))  # fmt: skip
         return pd.concat(frames, ignore_index=True)
 
 
