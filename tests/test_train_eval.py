@@ -16,7 +16,7 @@ from stemlab.evaluate.run import evaluate_job
 from stemlab.megami.evaluate_fxprocessor import select_items
 from stemlab.train.run import train_job
 from stemlab.metrics import SILENCE_LUFS, integrated_loudness, mrstft_distance, si_sdr
-from tests.fx_fixture import apply_fixture_fx, fx_job, write_corpus
+from tests.fx_fixture import apply_fixture_fx, fx_job, write_caches, write_corpus
 from tests.workflow_utils import REPO
 
 SR = 44_100
@@ -72,8 +72,8 @@ def test_select_items_is_even_and_deterministic():
 
 
 LOOP = {"steps": 4, "batch_size": 2, "lr": 1e-3, "warmup_steps": 0, "workers": 0, "checkpoint_seconds": 0}
-SETTINGS = {"segment_samples": 2048, "model": {"channels": 4, "blocks": 2, "kernel": 3, "cond_hidden": 8},
-            "loss": {"fft_sizes": [128, 256]}}  # fmt: skip
+SETTINGS = {"segment_samples": 2048, "fxnorm_fit_windows": 2, "model": {"channels": 4, "blocks": 2, "kernel": 3, "cond_hidden": 8},
+            "loss": {"fft_sizes": [512, 256]}}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +86,20 @@ def evaluated(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("fxeval")
     table = write_corpus(root, songs=6, seconds=1.0, window=8192)
-    train_job(fx_job(root, LOOP, SETTINGS), root / "model")
-    stored = evaluate_job(fx_job(root, LOOP, SETTINGS, eval_settings={"fft_sizes": [256, 512]}), root / "model", root / "eval")
-    task, model, _ = load_trained(root / "model" / "final.pt")
+    embeddings = write_caches(root)
+    train_job(fx_job(root, LOOP, SETTINGS, embeddings=embeddings), root / "model")
+    job = fx_job(root, LOOP, SETTINGS, eval_settings={"fft_sizes": [256, 512]}, embeddings=embeddings)
+    stored = evaluate_job(job, root / "model", root / "eval")
+    task, model, _ = load_trained(root / "model" / "final.pt", inputs={"cache": embeddings["cache"]})
     rows = evaluate_windows(
-        model, task.space, read_segment_tables([table]), root / "stems", EvalSettings(None, None, (256, 512)),
+        model, task.conditions, read_segment_tables([table]), root / "stems", EvalSettings(None, None, (256, 512)),
         fx_applier=lambda dry, sr, fx: apply_fixture_fx(dry.T, fx).T,
     )  # fmt: skip
     wide = rows.pivot_table(index=["item", "song", "stem", "start", "length", "system"], columns="metric", values="value")
     return root, stored, rows, wide.reset_index()
 
 
+@pytest.mark.slow
 def test_rows_have_every_system_and_metric_per_window(evaluated):
     root, stored, rows, _ = evaluated
     counts = rows.groupby(["system", "metric"]).size()
@@ -114,6 +117,7 @@ def test_rows_have_every_system_and_metric_per_window(evaluated):
     assert meta["device"]["device"] == "cpu" and meta["rows"] == len(on_disk) and meta["items"] == 18
 
 
+@pytest.mark.slow
 def test_baseline_values_match_independent_computation(evaluated):
     root, _, _, frame = evaluated
     identity = frame[frame["system"] == "identity"]
@@ -142,6 +146,7 @@ def test_baseline_values_match_independent_computation(evaluated):
     assert by["mean_fx"] < by["identity"]
 
 
+@pytest.mark.slow
 def test_summary_of_the_stored_rows(evaluated, tmp_path):
     from stemlab.evaluate.summary import main as summary_main
 
@@ -157,6 +162,7 @@ def test_summary_of_the_stored_rows(evaluated, tmp_path):
     assert got["ci95_low"] < got["mean"] < got["ci95_high"] and got["better"] == "higher"
 
 
+@pytest.mark.slow
 def test_figure_reads_the_rows(evaluated, tmp_path):
     root, *_ = evaluated
     pdf = tmp_path / "fig.pdf"
@@ -168,6 +174,7 @@ def test_figure_reads_the_rows(evaluated, tmp_path):
     assert missing.returncode == 1 and missing.stderr.strip().startswith("error: ") and "evaluate_model" in missing.stderr
 
 
+@pytest.mark.slow
 def test_missing_model_is_one_line(evaluated, tmp_path):
     root, *_ = evaluated
     with pytest.raises(StemlabError, match="model not found; run `snakemake train`"):

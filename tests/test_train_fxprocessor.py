@@ -1,5 +1,6 @@
-"""FxProcessor: model shapes and receptive field, MR-STFT loss, FX conditioning, pair data, training CLI
-(kill -9 + resume gives the weights of an unbroken run, SIGTERM checkpoints, config changes refused)."""
+"""FxProcessor on the frame: the MR-STFT metric, the FX-parameter conditioning of the ablation, pair data, and
+the training CLI on embedding conditioning (kill -9 + resume gives the weights of an unbroken run, SIGTERM
+checkpoints, config changes refused). The model's parts: tests/test_fxprocessor_parts.py."""
 
 from __future__ import annotations
 
@@ -16,71 +17,13 @@ import pytest
 import torch
 
 from stemlab.megami.fxparams import FxParamSpace, flatten_fx, mean_annotation
-from stemlab.megami.fxprocessor import FxProcessor, FxProcessorConfig
+from stemlab.megami.fxprocessor import FxProcessorConfig
 from stemlab.data.segment_tables import read_segment_tables
 from stemlab.megami.pairs import PairDataset, pair_items
 from stemlab.train.checkpoint import list_checkpoints
 from stemlab.train.losses import MultiResolutionSTFTLoss
-from tests.fx_fixture import fx_job, job_json, write_corpus
+from tests.fx_fixture import FX_DIM, CLAP_DIM, fx_job, job_json, write_caches, write_corpus
 from tests.workflow_utils import REPO
-
-
-# ---------------------------------------------------------------------------- model
-
-
-def test_shapes_and_identity_at_initialisation():
-    cfg = FxProcessorConfig.from_dict({"channels": 8, "blocks": 3, "kernel": 5, "cond_dim": 4})
-    model = FxProcessor(cfg)
-    dry = torch.randn(2, 2, 1000)
-    out = model(dry, torch.randn(2, 4))
-    assert out.shape == dry.shape
-    assert torch.equal(out, dry), "residual model with a zero output layer starts as the identity"
-    with pytest.raises(ValueError, match="cond must be"):
-        model(dry, torch.randn(2, 3))
-    with pytest.raises(ValueError, match="dry must be"):
-        model(torch.randn(2, 1, 100), torch.randn(2, 4))
-    with pytest.raises(ValueError, match="odd"):
-        FxProcessorConfig.from_dict({"kernel": 4})
-
-
-@pytest.mark.parametrize("kernel,blocks,growth,cycle", [(5, 4, 2, 0), (3, 6, 3, 3), (13, 2, 2, 0)])
-def test_receptive_field_matches_the_gradient_support(kernel, blocks, growth, cycle):
-    cfg = FxProcessorConfig.from_dict({"channels": 4, "blocks": blocks, "kernel": kernel, "dilation_growth": growth, "dilation_cycle": cycle})
-    model = FxProcessor(cfg)
-    with torch.no_grad():  # make every path carry signal (the output layer starts at zero)
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
-    n = cfg.receptive_field() + 200
-    x = torch.randn(1, 2, n, requires_grad=True)
-    centre = n // 2
-    model(x)[0, 0, centre].backward()
-    support = torch.nonzero(x.grad[0].abs().sum(0) > 0).flatten()
-    assert support.max() - support.min() + 1 == cfg.receptive_field()
-    assert support.min() == centre - (cfg.receptive_field() - 1) // 2
-
-
-def test_conditioning_changes_the_output():
-    cfg = FxProcessorConfig.from_dict({"channels": 8, "blocks": 2, "kernel": 3, "cond_dim": 3, "residual": False})
-    model = FxProcessor(cfg)
-    with torch.no_grad():
-        for block in model.blocks:
-            block.film.weight.normal_(generator=torch.Generator().manual_seed(1))
-    dry = torch.randn(1, 2, 256)
-    a = model(dry, torch.zeros(1, 3))
-    b = model(dry, torch.ones(1, 3))
-    assert not torch.allclose(a, b)
-
-
-def test_activation_checkpointing_gives_the_same_gradients():
-    plain = FxProcessor(FxProcessorConfig.from_dict({"channels": 4, "blocks": 3, "kernel": 3, "cond_dim": 2, "residual": False, "activation_checkpointing": False}))
-    ckpt = FxProcessor(FxProcessorConfig.from_dict({"channels": 4, "blocks": 3, "kernel": 3, "cond_dim": 2, "residual": False, "activation_checkpointing": True}))
-    ckpt.load_state_dict(plain.state_dict())
-    x, c = torch.randn(2, 2, 300), torch.randn(2, 2)
-    grads = []
-    for m in (plain, ckpt):
-        m(x, c).square().mean().backward()
-        grads.append([p.grad.clone() for p in m.parameters()])
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*grads))
 
 
 # ---------------------------------------------------------------------------- loss
@@ -177,6 +120,12 @@ def corpus(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def embeddings(corpus) -> dict:
+    """Stand-in effect and CLAP encoders and their caches of the corpus (the job's upstream and cache inputs)."""
+    return write_caches(corpus)
+
+
 def test_segment_table_errors_are_one_line(tmp_path):
     from stemlab.errors import StemlabError
     import pandas as pd
@@ -218,17 +167,18 @@ def test_pair_batches_are_deterministic_and_aligned(corpus):
 
 LOOP = {"steps": 40, "batch_size": 4, "lr": 0.003, "warmup_steps": 2, "grad_clip": 1.0, "precision": "fp32",
         "checkpoint_every": 5, "checkpoint_seconds": 0, "eval_every": 20, "valid_batches": 1, "workers": 2}
-SETTINGS = {"segment_samples": 4096, "model": {"channels": 8, "blocks": 4, "kernel": 5, "cond_hidden": 16},
-            "loss": {"fft_sizes": [128, 256, 512]}}  # fmt: skip
+SETTINGS = {"segment_samples": 4096, "fxnorm_fit_windows": 4, "model": {"channels": 8, "blocks": 6, "kernel": 5, "cond_hidden": 16},
+            "loss": {"fft_sizes": [1024, 512, 256]}}  # fmt: skip
+MODEL = FxProcessorConfig.from_dict({**SETTINGS["model"], "cond_dim": FX_DIM + CLAP_DIM, "cond_parts": [FX_DIM, CLAP_DIM]})
 
 
 def _train_cmd(corpus: Path, out: Path, loop: dict | None = None) -> list[str]:
-    job = fx_job(corpus, loop or LOOP, SETTINGS)
+    job = fx_job(corpus, loop or LOOP, SETTINGS, embeddings=write_caches(corpus))
     return [sys.executable, "-m", "stemlab.train", "fxprocessor", "--config", job_json(job), "--out", str(out)]
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "7"}
+    return {**os.environ, "PYTHONPATH": f"{REPO / 'scripts'}:{REPO}", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "7"}
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -237,34 +187,39 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def reference_run(corpus, tmp_path_factory) -> Path:
+def reference_run(corpus, embeddings, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ref") / "fxprocessor"
-    done = subprocess.run(_train_cmd(corpus, out), env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(corpus, out), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     return out
 
 
+@pytest.mark.slow
 def test_cli_writes_weights_log_and_meta(reference_run):
     meta = json.loads((reference_run / "meta.json").read_text())
-    assert meta["steps"] == 40 and meta["model"] == "fxprocessor" and meta["cond_dim"] > 0
+    assert meta["steps"] == 40 and meta["model"] == "fxprocessor" and meta["cond_dim"] == FX_DIM + CLAP_DIM
+    assert meta["conditioning"] == "embeddings" and meta["receptive_field"] == MODEL.receptive_field() == 253
     assert meta["device"]["device"] == "cpu" and meta["device"]["CUDA_VISIBLE_DEVICES"] == "7"
-    assert meta["receptive_field"] == FxProcessorConfig.from_dict({"kernel": 5, "blocks": 4}).receptive_field()
     assert meta["seed"] == 9 and meta["parameters"] == meta["trainable_parameters"] > 0
     log = (reference_run / "train_log.csv").read_text().splitlines()
-    assert len(log) == 1 + 40 + 2 and log[0].startswith("step,split,loss,lr,grad_norm,mrstft,l1")
+    assert len(log) == 1 + 40 + 2 and log[0].startswith("step,split,loss,lr,grad_norm,mrstft_ms,mrstft_lr,embedding_distance")
     assert (reference_run / "checkpoints").is_dir()
+    state = _weights(reference_run)
+    assert "fxnorm.target_db" in state and state["fxnorm.target_db"].abs().sum() > 0, "the FxNorm spectrum is stored"
+    assert not any(k.startswith(("fx_encoder", "embedder")) for k in state), "the frozen effect encoder is not saved"
 
 
-def test_trained_model_beats_the_dry_stem_on_valid_windows(corpus, reference_run):
+@pytest.mark.slow
+def test_trained_model_beats_the_dry_stem_on_valid_windows(corpus, embeddings, reference_run):
     from stemlab.data.segment_tables import read_window
     from stemlab.train.task import load_trained
 
-    task, model, _ = load_trained(reference_run / "final.pt")
-    space = task.space
+    task, model, _ = load_trained(reference_run / "final.pt", inputs={"cache": embeddings["cache"]})
     items = pair_items(read_segment_tables([corpus / "segments.parquet"]), corpus / "stems", "valid")
     dry = torch.from_numpy(np.stack([read_window(it.dry, it.start, 8192) for it in items]))
     wet = torch.from_numpy(np.stack([read_window(it.wet, it.start, 8192) for it in items]))
-    cond = torch.from_numpy(np.stack([space.vector(it.fx) for it in items]))
+    cond = torch.from_numpy(task.conditions(items))
+    assert cond.shape == (len(items), FX_DIM + CLAP_DIM)
     metric = MultiResolutionSTFTLoss((256, 512, 1024))
     with torch.no_grad():
         trained = metric.per_item(model(dry, cond), wet).mean().item()
@@ -275,7 +230,7 @@ def test_trained_model_beats_the_dry_stem_on_valid_windows(corpus, reference_run
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_weights_of_an_unbroken_run(corpus, reference_run, tmp_path):
     out = tmp_path / "fxprocessor"
-    proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_train_cmd(corpus, out), env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not list_checkpoints(out / "checkpoints") and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -285,7 +240,7 @@ def test_kill_9_then_rerun_gives_the_weights_of_an_unbroken_run(corpus, referenc
     killed_at = [s for s, _ in list_checkpoints(out / "checkpoints")]
     assert killed_at and max(killed_at) < 40, f"the run was not killed mid-way (checkpoints {killed_at})"
     assert not (out / "final.pt").exists()
-    done = subprocess.run(_train_cmd(corpus, out), env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(corpus, out), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"step {max(killed_at)} of 40" in done.stderr  # it resumed, not restarted
     ref, got = _weights(reference_run), _weights(out)
@@ -297,12 +252,13 @@ def test_kill_9_then_rerun_gives_the_weights_of_an_unbroken_run(corpus, referenc
     assert ref_rows == got_rows, "the resumed log must equal the unbroken one"
 
 
-def test_sigterm_checkpoints_and_exits_nonzero(corpus, tmp_path):
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_nonzero(corpus, embeddings, tmp_path):
     out = tmp_path / "fxprocessor"
     loop = {**LOOP, "steps": 5000, "checkpoint_every": 0}
     err_file = tmp_path / "stderr.txt"
     with open(err_file, "w") as err:
-        proc = subprocess.Popen(_train_cmd(corpus, out, loop), env=_env(), stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(_train_cmd(corpus, out, loop), env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 120
         while "fxprocessor seed 9: training steps 1..5000" not in err_file.read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, err_file.read_text()[-2000:]
@@ -319,6 +275,7 @@ def test_sigterm_checkpoints_and_exits_nonzero(corpus, tmp_path):
     assert not (out / "final.pt").exists()
 
 
+@pytest.mark.slow
 def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_path):
     out = tmp_path / "fxprocessor"
     out.mkdir()
@@ -326,19 +283,8 @@ def test_changed_settings_are_refused_with_one_line(corpus, reference_run, tmp_p
 
     shutil.copytree(reference_run / "checkpoints", out / "checkpoints")
     (out / "checkpoints" / "step-00000040.pt").unlink()  # an unfinished run (killed after step 35)
-    done = subprocess.run(_train_cmd(corpus, out, {**LOOP, "lr": 0.001}), env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_train_cmd(corpus, out, {**LOOP, "lr": 0.001}), env=_env(), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "unfinished run with a different training setup" in last and "train.lr" in last
     assert not (out / "final.pt").exists()
-
-
-def test_direct_gain_is_bounded_for_out_of_range_conditioning():
-    from stemlab.megami.fxprocessor import MAX_GAIN_DB
-
-    model = FxProcessor(FxProcessorConfig.from_dict({"channels": 4, "blocks": 1, "kernel": 3, "cond_dim": 2}))
-    with torch.no_grad():
-        model.gain.weight.fill_(50.0)
-    dry = torch.ones(1, 2, 64)
-    out = model(dry, torch.full((1, 2), 1e3))
-    assert torch.isfinite(out).all() and out.abs().max() <= 10 ** (MAX_GAIN_DB / 20) * 1.0001
