@@ -205,6 +205,33 @@ def test_ridge_probe_recovers_a_linear_target():
     assert r2_terms(y[150:, 1], probe.predict(x[150:])[:, 1]).mean() < 0.2
 
 
+def test_fader_oracle_reads_level_and_the_rest_of_the_chain():
+    """The level of a render is fader + a chain-dependent change (here: half the compressor threshold): the
+    oracle, given level and the true threshold, recovers the fader; an embedding without level cannot."""
+    from stemlab.encoders.fx.evaluate import probe_rows
+    from stemlab.megami.pairs import PairItem
+
+    g = np.random.default_rng(1)
+
+    def items(n, offset):
+        out, lufs = [], []
+        for i in range(n):
+            fader, threshold = float(g.uniform(-8, 2)), float(g.uniform(-30, -5))
+            fx = {"chain": [{"stage": "compressor", "type": "Compressor", "threshold_db": threshold, "ratio": 3.0}],
+                  "fader_db": fader, "pan": float(g.uniform(-0.5, 0.5))}  # fmt: skip
+            out.append(PairItem(f"s{(i + offset) // 4}", "bass", "bass", 0, 10, Path("d"), Path("w"), fx))
+            lufs.append(-20.0 + fader + 0.5 * threshold)
+        return out, np.array(lufs)
+
+    (train, train_lufs), (test, test_lufs) = items(80, 0), items(40, 100)
+    noise = {"fx_encoder": g.standard_normal((80, 6))}, {"fx_encoder": g.standard_normal((40, 6))}
+    rows = pd.DataFrame(probe_rows(*noise, train, test, folds=4, loudness=(train_lufs, test_lufs)))
+    r2 = rows.groupby(["system", "metric"])["value"].mean()
+    assert r2[("oracle", "probe_r2_fader_db")] > 0.99 and r2[("fx_encoder", "probe_r2_fader_db")] < 0.3
+    assert set(rows[rows["system"] == "oracle"]["metric"]) == {"probe_r2_fader_db"}
+    assert len(rows[rows["system"] == "oracle"]) == 40
+
+
 # ---------------------------------------------------------------------------- training, resume, evaluation
 
 
@@ -246,7 +273,8 @@ def test_training_resumes_to_identical_weights_and_evaluates(corpus, tmp_path, m
     assert {"loss", "top1"} <= set(log.columns) and (log["split"] == "valid").sum() == 2
 
     rows = evaluate_job(job, tmp_path / "ref", tmp_path / "eval")
-    assert set(rows["system"]) == {"fx_encoder", "af_features", "chance"}
+    assert set(rows["system"]) == {"fx_encoder", "af_features", "oracle", "chance"}
+    assert set(rows[rows["system"] == "oracle"]["metric"]) == {"probe_r2_fader_db"}
     metrics = set(rows["metric"])
     assert {"probe_r2_fader_db", "probe_r2_reverb_wet", "probe_r2_pan", "same_chain_top1", "triplet_acc"} <= metrics
     test_windows = len(_items(corpus, "test"))

@@ -1,8 +1,9 @@
 """Evaluation of an effect encoder on held-out (test-split) stems of the megami windows.
 
 Systems: `fx_encoder` (the whole embedding), `af_features` (MEGAMI's 64 interpretable Fourier features
-alone: what the learned part adds is the difference) and `chance`. Items are test windows (one stem,
-one window: `item` = song/stem/start); every window gets one row per system and metric.
+alone: what the learned part adds is the difference), `oracle` (the fader's probe only, below) and
+`chance`. Items are test windows (one stem, one window: `item` = song/stem/start); every window gets one
+row per system and metric.
 
 Every clip is one crop per window: the `max_samples` (capped by the shortest window) with the most dry
 energy (among crops at half-crop hops), the window's chain rendered on it by stemlab.encoders.fx.render (dry trimmed to the reference
@@ -17,6 +18,13 @@ not an FX parameter.
   1 - e_i^2 / var(y) (var over the evaluated test windows): the mean over items is exactly the R^2 of the
   set, and the frame's bootstrap over items resamples these terms (holding the variance fixed). `chance`
   predicts the train mean (R^2 <= 0, about 0).
+- `oracle` (probe_r2_fader_db only): the same probe on what a perfect encoder of everything *but* the
+  fader would hold: the render's measured loudness (BS.1770) and the true value of every other probed
+  parameter. The engine's compressor has no make-up gain and stemlab.synth.mixing.stage_faders shifts a
+  song's faders so its bus reaches the mix target, so a stem's level is its fader plus a content- and
+  chain-dependent level change of the chain (the compressor's gain reduction above all); the fader is
+  only as recoverable as that level change is. The oracle says how far level plus the rest of the
+  chain, read linearly, get.
 - `same_chain_top1`: the window's rendering (the query) against N candidates: its chain on the crop of a
   window of another song, and N - 1 other test chains each on the crop of a random window of another song;
   1 when its own chain is the nearest (cosine). Chance 1/N (N = eval.candidates, capped by the test chains).
@@ -41,13 +49,15 @@ from stemlab.data.segment_tables import read_window
 from stemlab.encoders.fx.data import chains_of, crop_of
 from stemlab.encoders.fx.features import af_embedding
 from stemlab.encoders.fx.probe import RidgeProbe, present_parameters, r2_terms, targets
-from stemlab.encoders.fx.render import SAMPLE_RATE, render
+from stemlab.encoders.fx.render import SAMPLE_RATE, SILENT_LUFS, content_loudness, render
 from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
 from stemlab.megami.pairs import PairItem
 from stemlab.seeding import rng
+from stemlab.train.sampling import evenly_spaced
 
-SYSTEM, AF_SYSTEM, CHANCE = "fx_encoder", "af_features", "chance"
+SYSTEM, AF_SYSTEM, ORACLE, CHANCE = "fx_encoder", "af_features", "oracle", "chance"
+ORACLE_TARGET = "fader_db"
 EVAL_SEED = 0
 
 
@@ -66,13 +76,6 @@ class EvalSettings:
 
         values = settings_section("models", "fx_encoder", "eval", section=section)
         return cls(**{f.name: values[f.name] for f in fields(cls)})
-
-
-def evenly(items: Sequence[PairItem], n: int | None) -> list[PairItem]:
-    if n is None or len(items) <= n:
-        return list(items)
-    picks = np.unique(np.linspace(0, len(items) - 1, n).round().astype(int))
-    return [items[int(i)] for i in picks]
 
 
 def item_id(it: PairItem) -> str:
@@ -124,22 +127,32 @@ class Contents:
         return self.render(self.items[i].fx, i)
 
 
-def embed_own(embed: Embed, contents: Contents, batch_size: int, device: torch.device, desc: str, keep: bool = False) -> dict[str, np.ndarray]:
-    """{system: embeddings} of every item's chain rendered on its own crop."""
-    emb, af = [], []
+def embed_own(embed: Embed, contents: Contents, batch_size: int, device: torch.device, desc: str,
+              keep: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:  # fmt: skip
+    """({system: embeddings}, loudness in LUFS) of every item's chain rendered on its own crop."""
+    emb, af, lufs = [], [], []
     for lo in progress(range(0, len(contents.items), batch_size), desc=desc):
         part = range(lo, min(lo + batch_size, len(contents.items)))
-        e, a = embed_all(embed, [contents.own(i) for i in part], batch_size, device)
+        clips = [contents.own(i) for i in part]
+        e, a = embed_all(embed, clips, batch_size, device)
         emb.append(e)
         af.append(a)
+        lufs += [max(content_loudness(np.ascontiguousarray(c.T)), SILENT_LUFS) for c in clips]
         if not keep:
             for i in part:
                 contents._dry.pop(i, None)
-    return {SYSTEM: np.concatenate(emb), AF_SYSTEM: np.concatenate(af)}
+    return {SYSTEM: np.concatenate(emb), AF_SYSTEM: np.concatenate(af)}, np.array(lufs)
+
+
+def oracle_features(loudness: np.ndarray, y: np.ndarray, names: Sequence[str], target: str) -> np.ndarray:
+    """What a perfect encoder of everything but `target` holds: the render's loudness and the true value of
+    every other probed parameter."""
+    return np.column_stack([loudness, y[:, [j for j, n in enumerate(names) if n != target]]])
 
 
 def probe_rows(train_emb: Mapping[str, np.ndarray], test_emb: Mapping[str, np.ndarray], train: Sequence[PairItem],
-               test: Sequence[PairItem], folds: int) -> list[dict[str, Any]]:  # fmt: skip
+               test: Sequence[PairItem], folds: int, loudness: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Probe rows of every system; with `loudness` (train, test), also the `oracle` row of the fader."""
     names = present_parameters([it.fx for it in train])
     y_train, y_test = targets([it.fx for it in train], names), targets([it.fx for it in test], names)
     groups = [it.song for it in train]
@@ -159,12 +172,21 @@ def probe_rows(train_emb: Mapping[str, np.ndarray], test_emb: Mapping[str, np.nd
         log.info("fx_encoder probe %s: cross-validated R^2 on the train windows %s", system,
                  ", ".join(f"{names[j]} {r:.2f}" for j, r in zip(usable, probe.cv_r2)))  # fmt: skip
     preds[CHANCE] = np.broadcast_to(yt.mean(0), ye.shape)
+    kept = [names[j] for j in usable]
     for system, pred in preds.items():
-        for k, j in enumerate(usable):
-            terms = r2_terms(ye[:, k], pred[:, k])
-            rows += [{"system": system, "metric": f"probe_r2_{names[j]}", "value": float(v), "item": item_id(it),
-                      "category": it.category} for v, it in zip(terms, test)]  # fmt: skip
+        for k, name in enumerate(kept):
+            rows += _r2_rows(system, name, ye[:, k], pred[:, k], test)
+    if loudness is not None and ORACLE_TARGET in kept:
+        k = kept.index(ORACLE_TARGET)
+        x_train, x_test = (oracle_features(lufs, y, kept, ORACLE_TARGET) for lufs, y in zip(loudness, (yt, ye)))
+        pred = RidgeProbe(folds).fit(x_train, yt[:, k : k + 1], groups).predict(x_test)[:, 0]
+        rows += _r2_rows(ORACLE, ORACLE_TARGET, ye[:, k], pred, test)
     return rows
+
+
+def _r2_rows(system: str, name: str, y: np.ndarray, pred: np.ndarray, test: Sequence[PairItem]) -> list[dict[str, Any]]:
+    return [{"system": system, "metric": f"probe_r2_{name}", "value": float(v), "item": item_id(it), "category": it.category}
+            for v, it in zip(r2_terms(y, pred), test)]  # fmt: skip
 
 
 def _other_song(items: Sequence[PairItem], song: str, generator: np.random.Generator) -> int | None:
@@ -209,17 +231,17 @@ def evaluate_encoder(embed: Embed, train: Sequence[PairItem], test: Sequence[Pai
         raise StemlabError("no active test-split windows with dry and wet stems; the effect encoder needs a test split")
     if not train:
         raise StemlabError("no active train-split windows to fit the probes on")
-    test, train = evenly(test, cfg.max_items), evenly(train, cfg.probe_items)
+    test, train = evenly_spaced(test, cfg.max_items), evenly_spaced(train, cfg.probe_items)
     log.info("fx_encoder eval: %d test windows (%d chains), probe fitted on %d train windows",
              len(test), len(chains_of(test)[0]), len(train))  # fmt: skip
     # one crop length for every clip: max_samples, capped by the shortest window
     length = min(min(it.length for it in (*train, *test)), cfg.max_samples or np.iinfo(np.int64).max)
-    train_emb = embed_own(embed, Contents(train, length, preroll), cfg.batch_size, device, "fx_encoder probe (train)")
+    train_emb, train_lufs = embed_own(embed, Contents(train, length, preroll), cfg.batch_size, device, "fx_encoder probe (train)")
     contents = Contents(test, length, preroll)
-    test_emb = embed_own(embed, contents, cfg.batch_size, device, "fx_encoder probe (test)", keep=True)
-    rows = probe_rows(train_emb, test_emb, train, test, cfg.folds)
+    test_emb, test_lufs = embed_own(embed, contents, cfg.batch_size, device, "fx_encoder probe (test)", keep=True)
+    rows = probe_rows(train_emb, test_emb, train, test, cfg.folds, (train_lufs, test_lufs))
     rows += retrieval_rows(embed, contents, test_emb, cfg.candidates, cfg.batch_size, device)
     frame = pd.DataFrame(rows)
-    order = {SYSTEM: 0, AF_SYSTEM: 1, CHANCE: 2}
+    order = {SYSTEM: 0, AF_SYSTEM: 1, ORACLE: 2, CHANCE: 3}
     return frame.sort_values(["system", "metric"], key=lambda s: s.map(order) if s.name == "system" else s, kind="stable").reset_index(drop=True)
 
