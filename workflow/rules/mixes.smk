@@ -26,4 +26,4 @@ rule mix_megami:
         job=megami_mix_job,
         model_dir=lambda wildcards, input: str(Path(input.model).parent),
     shell:
-        "python -m stemlab.megami.mix_task --config {params.job} --model-dir {params.model_dir} --out {output} > {log} 2>&1"
+        "python -m stemlab.megami.mix_songs --config {params.job} --model-dir {params.model_dir} --out {output} > {log} 2>&1"

@@ -43,6 +43,7 @@ from stemlab.logs import log, setup_logging
 from stemlab.megami.evaluate_fxprocessor import loudest_excerpt
 from stemlab.megami.features import effect_level_db, measured_level_db
 
+EMBED_BATCH = 8  # windows per encoder call
 AUDIO_SUFFIXES = (".wav", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".w64", ".rf64", ".caf")
 
 
@@ -207,7 +208,8 @@ class TrainedPipeline:
 
         task, model = self.parts[name]
         with torch.inference_mode():
-            out = [task.embed(model, torch.from_numpy(np.ascontiguousarray(w[None])).to(self.device)) for w in windows]
+            out = [task.embed(model, torch.from_numpy(np.ascontiguousarray(windows[i : i + EMBED_BATCH])).to(self.device))
+                   for i in range(0, len(windows), EMBED_BATCH)]  # fmt: skip
         return torch.cat(out).float().cpu().numpy()
 
     def content(self, windows: np.ndarray) -> np.ndarray:

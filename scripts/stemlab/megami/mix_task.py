@@ -7,17 +7,15 @@ was made from with their sha256 (what `python -m stemlab.megami.mix` loads). Its
 upstream files, so retraining any of them remakes it. Evaluation (stemlab.megami.evaluate_mix) mixes the
 test-split songs of its corpora (read through their megami segment tables) with every system.
 
-`python -m stemlab.megami.mix_task --config JOB --model-dir DIR --out results/mixes/megami/seed-<s>` (rule
+`python -m stemlab.megami.mix_songs --config JOB --model-dir DIR --out results/mixes/megami/seed-<s>` (rule
 mix_megami) mixes every mixable song of eval.splits (the test split) whole, with the seed's sampling seed of the evaluation, into
 <out>/<corpus>/<song>.flac, plus index.csv (song, tracks, dropped silent tracks, gains).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import itertools
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,8 @@ import torch
 from torch import nn
 
 from stemlab.data.segment_tables import read_segment_tables
-from stemlab.errors import StemlabError, run_cli
-from stemlab.logs import log, progress, setup_logging
+from stemlab.errors import StemlabError
+from stemlab.logs import log, progress
 from stemlab.megami.evaluate_fxprocessor import select_items as evenly
 from stemlab.megami.mix import UPSTREAM, MixSettings, TrainedPipeline
 from stemlab.train.loop import StepContext
@@ -160,28 +158,3 @@ class MegamiTask(Task):
             index.to_csv(tmp / "index.csv", index=False)
         return index
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stemlab.megami.mix_task", description="Mix every held-out song with MEGAMI.")
-    parser.add_argument("--config", required=True, help="the megami evaluate job config (inline JSON or a file)")
-    parser.add_argument("--model-dir", required=True, help="results/models/megami/seed-<s> (its final.pt)")
-    parser.add_argument("--out", required=True, help="folder of the mixes (results/mixes/megami/seed-<s>)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    from stemlab.device import resolve_device, torch_threads
-    from stemlab.train.job import read_job
-    from stemlab.train.registry import task_class
-
-    job = read_job(args.config)
-    task = task_class(job.model, job.task)(job)
-    if not isinstance(task, MegamiTask):
-        raise StemlabError(f"--config is the job of model {job.model!r} ({job.task}), not of a megami model")
-    with torch_threads(job.cpu_threads):
-        model, _ = task.load(Path(args.model_dir) / "final.pt", resolve_device(job.device))
-        index = task.mix_songs(model, args.out)
-    print(f"{args.out}: {len(index)} mixes", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(run_cli(main))
