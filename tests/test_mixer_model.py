@@ -136,3 +136,18 @@ def test_regression_targets_round_trip_to_chains() -> None:
     logits = presence * 8 - 4
     for chain, p, v in zip(chains, logits, values):
         assert regression_chain(p, v) == chain
+
+
+@pytest.mark.slow  # matplotlib's import alone takes seconds
+def test_the_figure_is_drawn_from_a_table(tmp_path) -> None:
+    import pandas as pd
+
+    from stemlab.mixer.figure import main
+
+    rows = []
+    for system in ("mixer", "noop", "regressor", "oracle"):
+        for metric in ("improvement_mrstft", "improvement_fx", "tool_f1", "param_mae_pan", "param_mae_apply_eq", "intent_success", "intent_success_repair_only"):
+            rows.append({"model": "mixer", "system": system, "metric": metric, "n": 4, "mean": 1.0, "ci95_low": 0.5, "ci95_high": 1.5})
+    pd.DataFrame(rows).to_csv(tmp_path / "mixer.csv", index=False)
+    assert main(["--table", str(tmp_path / "mixer.csv"), "--out", str(tmp_path / "mixer.pdf")]) == 0
+    assert (tmp_path / "mixer.pdf").stat().st_size > 1000 and (tmp_path / "mixer.png").is_file()

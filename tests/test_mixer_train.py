@@ -73,3 +73,27 @@ def test_lora_final_holds_only_adapters_and_reloads_the_same_logits(corpus, tmp_
         assert torch.equal(model.logits(slots, category, answer, lens), model2.logits(slots, category, answer, lens))
         trained = {k: v for k, v in model.state_dict().items() if "lora_B" in k}
         assert any(v.abs().sum() > 0 for v in trained.values())  # the adapters moved off their zero init
+
+
+def test_cli_fixes_a_stem_and_prints_a_chain(corpus, tmp_path):
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    from stemlab.mixer.grammar import parse_chain
+
+    root, inputs = corpus
+    train_job(mixer_job(inputs, loop={"steps": 2, "checkpoint_every": 0}), tmp_path / "m")
+    song = root / "stems" / "synthetic" / "shard-00000" / "song-0000"
+    out = tmp_path / "fixed.wav"
+    run = subprocess.run([sys.executable, "-m", "stemlab.mixer", "fix", str(song / "wet" / "bass.flac"), "--context", str(song / "wet"),
+                          "--prompt", "Fix this bass stem for a pop mix.", "--out", str(out), "--category", "bass",
+                          "--model", str(tmp_path / "m" / "final.pt")], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    parse_chain(run.stdout.strip().splitlines()[-1])
+    audio, sr = sf.read(out)
+    assert sr == 44_100 and audio.shape == sf.read(song / "wet" / "bass.flac")[0].shape
+    bad = subprocess.run([sys.executable, "-m", "stemlab.mixer", "fix", str(song / "wet" / "bass.flac"), "--prompt", "x",
+                          "--out", str(tmp_path / "x.mp3"), "--model", str(tmp_path / "m" / "final.pt")], capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "name it .flac or .wav" in bad.stderr

@@ -349,6 +349,7 @@ MODEL_FIGURES = {
         "results/generated/relations",
     ],
     "megami": ["results/figures/megami_mix.pdf", "results/mixes/megami/seed-{seed}"],
+    "mixer": ["results/figures/mixer.pdf", "results/figures/mixer.png"],
 }
 
 

@@ -59,3 +59,23 @@ rule figure_relations:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.relations.figure --items {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_mixer:
+    input:
+        "results/tables/mixer.csv",
+    output:
+        pdf=report(
+            "results/figures/mixer.pdf",
+            caption="../report/mixer.rst",
+            category="Instruction mixer",
+            labels={"figure": "mixer"},
+        ),
+        png="results/figures/mixer.png",
+    log:
+        "logs/figures/figure_mixer.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.mixer.figure --table {input} --out {output.pdf} > {log} 2>&1"

@@ -45,15 +45,25 @@ class Example:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def loudest_crop(audio: np.ndarray, samples: int) -> np.ndarray:
+def loudest_start(audio: np.ndarray, samples: int) -> int:
+    """Start of the loudest of CROPS evenly spaced crops of `samples` (0 when the audio is shorter)."""
     if audio.shape[-1] <= samples:
-        out = np.zeros((audio.shape[0], samples), np.float32)
-        out[:, : audio.shape[-1]] = audio
-        return out
+        return 0
     starts = np.linspace(0, audio.shape[-1] - samples, CROPS).round().astype(int)
     energy = [float(np.mean(np.square(audio[:, s : s + samples], dtype=np.float64))) for s in starts]
-    s = int(starts[int(np.argmax(energy))])
-    return np.ascontiguousarray(audio[:, s : s + samples])
+    return int(starts[int(np.argmax(energy))])
+
+
+def crop(audio: np.ndarray, start: int, samples: int) -> np.ndarray:
+    """(channels, samples) from `start`, zero-padded past the end."""
+    out = np.zeros((audio.shape[0], samples), np.float32)
+    part = audio[:, start : start + samples]
+    out[:, : part.shape[-1]] = part
+    return out
+
+
+def loudest_crop(audio: np.ndarray, samples: int) -> np.ndarray:
+    return crop(audio, loudest_start(audio, samples), samples)
 
 
 def rms_db(audio: np.ndarray) -> float:

@@ -202,7 +202,9 @@ class MixerTask(Task):
                       "regressor_values": float(reg_values.detach())}  # fmt: skip
 
     def export(self, model: nn.Module) -> dict[str, Any]:
-        out: dict[str, Any] = {"dims": self.dims.to_dict(), "most_frequent": self.most_frequent}
+        out: dict[str, Any] = {"dims": self.dims.to_dict(), "most_frequent": self.most_frequent,
+                               # what the CLI loads the frozen encoders and snapshots from
+                               "upstream": dict(self.job.inputs.upstream), "pretrained": dict(self.job.inputs.pretrained)}  # fmt: skip
         if self.decoder_snapshot() is None:
             out["tokenizer"] = tokenizer_json(self.tokenizer())
         return out
