@@ -512,7 +512,7 @@ def relations_example_models(wildcards, input):
 def figure_targets():
     return list(
         dict.fromkeys(
-            f.format(seed=seed)
+            f.format(seed=seed, first_seed=plan.seeds[0])
             for name, plan in model_plans().items()
             for f in MODEL_FIGURES.get(name, [])
             for seed in plan.seeds
