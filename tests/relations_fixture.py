@@ -53,7 +53,7 @@ def write_corpus(root: Path, seconds: float = 6.0) -> Path:
     return root
 
 
-CODEBOOK = {"k": 8, "segment_s": 0.25, "fit": {"batch_size": 64, "max_iter": 20, "n_init": 1},
+CODEBOOK = {"k": 8, "segment_s": 0.25, "center_tracks": True, "fit": {"batch_size": 64, "max_iter": 20, "n_init": 1},
             "encoder": {"mel": {"n_mels": 16}}}  # fmt: skip
 DECISION = {"k": 8, "segment_s": 0.25, "model": {"layers": 1, "d_model": 16, "heads": 2, "ffn": 32, "dropout": 0.0},
             "scheduled_sampling": 0.5}  # fmt: skip

@@ -158,7 +158,7 @@ def test_evaluation_rows_cover_every_system_and_test_pair_with_the_cell(trained,
 
     job = decision_job(trained, trained / "codebook" / "final.pt")
     rows = evaluate_job(job, trained / "decision", tmp_path)
-    assert set(rows["system"]) == {"relations", "relations_constrained", "random", "unigram", "copy_guide"}
+    assert set(rows["system"]) == {"relations", "relations_constrained", "random", "random_constrained", "unigram", "copy_guide"}
     assert set(rows["metric"]) == {"tpp_mean", "tpp_median", "lcp_mean"}
     assert set(rows["k"]) == {8} and set(rows["segment_s"]) == {0.25}
     # 2 test songs x 5 windows x 3 melodic stems x 2 ordered partners
@@ -202,3 +202,25 @@ def test_cli_errors_are_one_line(trained, tmp_path, capsys):
                           str(trained / "decision"), "--out", str(tmp_path / "o.wav")])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("error: ") and "missing.wav" in err and "\n" not in err
+
+
+def test_baselines_draw_from_their_own_distributions():
+    from stemlab.relations.task import baselines
+
+    tokens = np.array([[0, 0, 1, 1], [2, 2, 2, 2], [3, 3, 3, 3]])
+    guide = np.array([[3, 3, 1, 1], [0, 1, 2, 3]])
+    allowed = np.zeros((2, 5), dtype=bool)
+    allowed[0, [1, 4]] = True
+    allowed[1, 2] = True
+    out = baselines(tokens, np.array([[0, 1], [1, 0]]), guide, allowed, 5, np.random.default_rng(0))
+    assert set(out["random_constrained"][0]) <= {1, 4} and set(out["random_constrained"][1]) == {2}
+    assert set(out["unigram"].flatten()) <= {0, 1, 2}  # the training targets' symbols only
+    np.testing.assert_array_equal(out["copy_guide"], guide)
+    assert out["random"].min() >= 0 and out["random"].max() < 5
+
+
+def test_centred_tracks_keep_only_what_changes_within_each_track():
+    from stemlab.relations.codebook_task import center
+
+    feats = np.array([[[1.0, 10.0], [3.0, 10.0]], [[5.0, -2.0], [5.0, 2.0]]], dtype=np.float32)
+    np.testing.assert_allclose(center(feats), [[[-1.0, 0.0], [1.0, 0.0]], [[0.0, -2.0], [0.0, 2.0]]])

@@ -43,6 +43,7 @@ class CodebookSettings:
     encoder: EncoderSettings
     exclude: tuple[str, ...]
     standardize: bool
+    center_tracks: bool
     fit: Mapping[str, Any]
 
     @classmethod
@@ -52,7 +53,8 @@ class CodebookSettings:
         values = settings_section("models", NAME, "settings", section=section)
         return cls(window=str(values["window"]), k=int(values["k"]), segment_s=float(values["segment_s"]),
                    encoder=EncoderSettings.from_config(values["encoder"]), exclude=tuple(values["exclude"]),
-                   standardize=bool(values["standardize"]), fit=dict(values["fit"]))  # fmt: skip
+                   standardize=bool(values["standardize"]), center_tracks=bool(values["center_tracks"]),
+                   fit=dict(values["fit"]))  # fmt: skip
 
 
 class Codebook(nn.Module):
@@ -74,6 +76,12 @@ class Codebook(nn.Module):
         """Nearest centre of each raw feature vector (..., dim) -> (...) int64."""
         z = self.standardise(feats.float())
         return torch.cdist(z.reshape(-1, z.shape[-1]), self.centres).argmin(dim=1).reshape(z.shape[:-1])
+
+
+def center(feats: np.ndarray) -> np.ndarray:
+    """Each track's segments less their own mean (..., segments, dim): what changes within the track, not
+    its overall timbre and level."""
+    return (feats - feats.mean(axis=-2, keepdims=True)).astype(np.float32)
 
 
 def relative_error(z: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -107,6 +115,8 @@ class CodebookTask(Task):
             mono = reldata.track_audio(self.stems_root, row.corpus, row.shard, row.song, row.stem, row.start, self.window_samples)
             feats.append(perception.segments(mono, s.segment_s, self.n_segments))
         self.features = np.stack(feats).astype(np.float32)  # (rows, segments, dim)
+        if s.center_tracks:
+            self.features = center(self.features)
         self.dim = self.features.shape[-1]
 
     def build_model(self) -> nn.Module:
@@ -157,7 +167,8 @@ class CodebookTask(Task):
     def export(self, model: nn.Module) -> dict[str, Any]:
         rows = {k: [str(v) if k not in ("start", "length") else int(v) for v in self.rows[k]] for k in reldata.ROW_KEYS}
         return {"rows": rows, "n_rows": len(self.rows), "n_segments": self.n_segments, "dim": self.dim,
-                "window_samples": self.window_samples, "k": self.settings.k, "segment_s": self.settings.segment_s}  # fmt: skip
+                "window_samples": self.window_samples, "k": self.settings.k, "segment_s": self.settings.segment_s,
+                "center_tracks": self.settings.center_tracks}  # fmt: skip
 
     def restore(self, export: Mapping[str, Any]) -> None:
         self._export = dict(export)

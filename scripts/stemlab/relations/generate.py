@@ -20,6 +20,7 @@ import torch
 from stemlab.audio import SAMPLE_RATE, read_audio, resample
 from stemlab.errors import StemlabError
 from stemlab.relations import oracle, render
+from stemlab.relations.codebook_task import center
 from stemlab.relations.decision import decode
 from stemlab.relations.perception import EncoderSettings, Perception, build_perception
 from stemlab.seeding import derive_seed
@@ -39,7 +40,10 @@ class Generator:
         """Codebook symbols of every whole segment of a mono 44.1 kHz track (a last partial one included)."""
         n = max(1, int(np.ceil(len(mono) / SAMPLE_RATE / self.segment_s - 1e-9)))
         padded = np.pad(mono, (0, max(0, int(round(n * self.segment_s * SAMPLE_RATE)) - len(mono))))
-        feats = torch.from_numpy(self.perception.segments(padded, self.segment_s, n))
+        feats = self.perception.segments(padded, self.segment_s, n)
+        if self.task.codebook_export.get("center_tracks"):  # centred over the whole track (the codebook: per window)
+            feats = center(feats)
+        feats = torch.from_numpy(feats)
         return self.model.assign(feats.to(self.model.mean.device)).cpu().numpy()
 
     @torch.no_grad()

@@ -7,7 +7,8 @@ guide's, compared with its true symbols by TPP and LCP (metrics.py), for
 - relations: the model, top-p decoding;
 - relations_constrained: the model restricted to the symbols of the memory track (the target stem over
   the whole song, the material an audio realisation recombines);
-- random: uniform random symbols (the paper's baseline); unigram: symbols drawn from the training
+- random: uniform random symbols (the paper's baseline); random_constrained: uniform over the memory
+  track's symbols (what the constraint alone gives); unigram: symbols drawn from the training
   targets' symbol frequencies; copy_guide: the guide's own symbols (same codebook).
 Item rows carry tpp_mean and tpp_median (the same per-pair TPP, summarised by its mean and by its median:
 `metric_statistics`) and lcp_mean, with the cell's k and segment_s.
@@ -38,7 +39,7 @@ from stemlab.train.registry import register
 from stemlab.train.task import Task, read_final
 
 NAME = "relations"
-SYSTEMS = ("relations", "relations_constrained", "random", "unigram", "copy_guide")
+SYSTEMS = ("relations", "relations_constrained", "random", "random_constrained", "unigram", "copy_guide")
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class RelationsTask(Task):
         self.n_segments = int(export["n_segments"])
         self.codebook_export = {"k": int(export["k"]), "segment_s": float(export["segment_s"]), "n_segments": self.n_segments,
                                 "window_samples": int(export["window_samples"]), "dim": int(export["dim"]),
+                                "center_tracks": bool(export.get("center_tracks", False)),
                                 "encoder": settings_section("models", "relations_codebook", "settings",
                                                             section=payload.get("settings") or {})["encoder"]}  # fmt: skip
         pad = self.settings.k + 2
@@ -202,7 +204,7 @@ class RelationsTask(Task):
         predictions = {
             "relations": self._decode(model, guide, None, int(eval_cfg.get("batch_size") or 64), "free"),
             "relations_constrained": self._decode(model, guide, allowed, int(eval_cfg.get("batch_size") or 64), "constrained"),
-            **baselines(self.tokens, self.rows, self.train_pairs, guide, k, pad, rng(self.job.seed, "relations-baselines")),
+            **baselines(self.tokens, self.train_pairs, guide, allowed, k, rng(self.job.seed, "relations-baselines")),
         }
         out = []
         for system in SYSTEMS:
@@ -241,16 +243,22 @@ class RelationsTask(Task):
 
 
 def baselines(
-    tokens: np.ndarray, rows: pd.DataFrame, train_pairs: np.ndarray, guide: np.ndarray, k: int, pad: int,
+    tokens: np.ndarray, train_pairs: np.ndarray, guide: np.ndarray, allowed: np.ndarray, k: int,
     generator: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """random (uniform over K), unigram (the training targets' symbol frequencies), copy_guide."""
+    """random (uniform over K), random_constrained (uniform over each pair's memory symbols, `allowed`
+    (n, K)), unigram (the training targets' symbol frequencies), copy_guide."""
     train_targets = tokens[np.unique(train_pairs[:, 1])]
     counts = np.bincount(train_targets[train_targets < k], minlength=k).astype(np.float64)
     prior = counts / counts.sum()
     shape = guide.shape
+    picks = generator.random(shape)
+    memory = np.where(allowed.any(axis=1, keepdims=True), allowed, True)
+    cumulative = np.cumsum(memory, axis=1) / memory.sum(axis=1, keepdims=True)
+    random_constrained = np.stack([np.searchsorted(cumulative[i], picks[i], side="right") for i in range(shape[0])])
     return {
         "random": generator.integers(0, k, size=shape),
+        "random_constrained": np.minimum(random_constrained, k - 1),
         "unigram": generator.choice(k, size=shape, p=prior),
         "copy_guide": np.where(guide < k, guide, generator.integers(0, k, size=shape)),
     }
