@@ -135,3 +135,25 @@ def test_intent_calls_merge_into_the_target() -> None:
     assert with_intent(repair[1:], by["warmer"]) == [Call.make("apply_eq", low_gain=4.0), repair[1]]
     assert with_intent(repair, by["space"])[-1].tool == "apply_reverb"
     assert with_intent(repair, None) == repair
+
+
+def test_each_intent_moves_its_feature_the_requested_way() -> None:
+    from stemlab.mixer.evaluate import intent_moved
+
+    t = np.arange(int(1.5 * SR)) / SR
+    gate = (np.sin(2 * np.pi * 2 * t) > 0).astype(np.float32)  # gaps for the reverb to fill
+    noise = np.random.default_rng(3).normal(0, 0.05, (2, len(t))).astype(np.float32) * gate
+    for intent in INTENTS:
+        moved = execute([intent.call], noise, SR)
+        assert intent_moved(moved, noise, intent.measure, intent.direction), intent.name
+        assert not intent_moved(noise, noise, intent.measure, intent.direction)
+
+
+def test_tool_f1_and_parameter_errors() -> None:
+    from stemlab.mixer.evaluate import param_errors, tool_f1
+
+    a = [Call.make("apply_eq", low_gain=6), Call.make("change_volume", db=-3)]
+    b = [Call.make("apply_eq", low_gain=0), Call.make("pan", position=0.5)]
+    assert tool_f1(a, a) == 1.0 and tool_f1([], []) == 1.0 and tool_f1(a, []) == 0.0
+    assert tool_f1(a, b) == pytest.approx(0.5)
+    assert param_errors(a, b) == {"apply_eq": pytest.approx(100 * 6 / 24 / 3)}

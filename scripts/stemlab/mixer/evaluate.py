@@ -34,6 +34,7 @@ from stemlab.audio import SAMPLE_RATE
 from stemlab.config import settings_section
 from stemlab.data.segment_tables import read_segment_tables
 from stemlab.device import torch_threads
+from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
 from stemlab.metrics import integrated_loudness, mrstft_distance
 from stemlab.mixer.grammar import format_chain, parse_chain, try_parse
@@ -42,24 +43,25 @@ from stemlab.mixer.tools import TOOL_BY_NAME, Call, execute
 from stemlab.train.sampling import evenly_spaced
 
 SYSTEMS = ("mixer", "mixer_unconstrained", "noop", "most_frequent", "regressor", "oracle")
-MARGINS = {"centroid": np.log(1.05), "low_share": 0.02, "loudness": 1.0, "space": 1.0}
+MARGINS = {"centroid": np.log(1.05), "low_tilt": 1.0, "loudness": 1.0, "space": 1.0}
 
 
 # --------------------------------------------------------------------------- features
 
 
 def intent_feature(audio: np.ndarray, name: str, sr: int = SAMPLE_RATE) -> float:
-    """centroid: log spectral centroid (Hz) of the channel mean; low_share: energy share below 200 Hz;
+    """centroid: log spectral centroid (Hz) of the channel mean; low_tilt: energy below 200 Hz over the rest (dB);
     loudness: integrated LUFS; space: 10th minus 90th percentile of 50 ms frame levels (dB): reverb and
     echoes fill the gaps."""
     mono = np.mean(audio, axis=0).astype(np.float64)
-    if name in ("centroid", "low_share"):
+    if name in ("centroid", "low_tilt"):
         spectrum = np.abs(np.fft.rfft(mono)) ** 2
         freqs = np.fft.rfftfreq(len(mono), 1 / sr)
         total = spectrum.sum() + 1e-20
         if name == "centroid":
             return float(np.log((freqs * spectrum).sum() / total + 1e-9))
-        return float(spectrum[freqs < 200].sum() / total)
+        low = spectrum[freqs < 200].sum()
+        return float(10 * np.log10((low + 1e-20) / (total - low + 1e-20)))
     if name == "loudness":
         return integrated_loudness(audio, sr)
     frame = int(0.05 * sr)
@@ -137,8 +139,9 @@ def decode_all(task: Any, model: nn.Module, inputs: Any, constrained: bool, cfg:
     for i in range(0, n, int(cfg["batch_size"])):
         idx = torch.arange(i, min(n, i + int(cfg["batch_size"])))
         slots, category = inputs.take(idx)
-        torch.manual_seed(seed + i)  # sampling: a function of (seed, batch)
-        out += generate(task, model, slots, category, constrained, cfg)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + i)  # sampling: a function of (seed, batch)
+            out += generate(task, model, slots, category, constrained, cfg)
     return out
 
 
@@ -170,7 +173,7 @@ def evaluate(task: Any, model: nn.Module, out_dir: Path) -> pd.DataFrame:
     examples = make_examples(rows, task.stems_root, s["segment_samples"], 1, int(cfg["seed"]), s.distortions, 1.0, s["min_rms_db"],
                              both_prompts=True, desc="mixer test examples")  # fmt: skip
     if not examples:
-        raise ValueError("no test examples")
+        raise StemlabError(f"model mixer: no test-split {s['window']} window louder than settings.min_rms_db; check inputs.corpora")
     log.info("mixer: evaluating %d held-out stem windows", len(examples))
     encoders, text = task.audio_encoders(), task.text_encoder()
     intent_inputs, _ = task.frozen_inputs(examples, table, encoders, text)

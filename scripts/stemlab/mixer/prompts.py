@@ -42,7 +42,7 @@ class Intent:
 INTENTS = (
     Intent("brighter", ("and make it brighter", "and give it more sparkle", "and open up the top end"), Call.make("apply_eq", high_gain=4.0), "centroid", 1),
     Intent("darker", ("and make it darker", "and tame the top end", "and make it less bright"), Call.make("apply_eq", high_gain=-4.0), "centroid", -1),
-    Intent("warmer", ("and make it warmer", "and add some body", "and thicken up the low end"), Call.make("apply_eq", low_gain=4.0), "low_share", 1),
+    Intent("warmer", ("and make it warmer", "and add some body", "and thicken up the low end"), Call.make("apply_eq", low_gain=4.0), "low_tilt", 1),
     Intent("back", ("and push it back in the mix", "and make it sit further back", "and tuck it behind the others"), Call.make("change_volume", db=-4.0), "loudness", -1),
     Intent("forward", ("and bring it forward in the mix", "and make it stand out more", "and push it to the front"), Call.make("change_volume", db=4.0), "loudness", 1),
     Intent("space", ("and give it more space", "and put it in a bigger room", "and make it more ambient"), Call.make("apply_reverb", room_size=0.7, wet=0.3), "space", 1),

@@ -71,7 +71,7 @@ class MixerTask(Task):
     name = "mixer"
     metric_directions = {
         "parse_rate": "higher", "tool_f1": "higher", "improvement_mrstft": "higher", "improvement_fx": "higher",
-        "intent_success": "higher", "intent_success_repair_only": "lower",
+        "intent_success": "higher", "parse_rate_intent": "higher", "tool_f1_intent": "higher",
         **{f"param_mae_{t}": "lower" for t in ("change_volume", "pan", "apply_eq", "apply_low_pass", "apply_high_pass",
                                                 "apply_compression", "apply_reverb", "apply_delay", "normalize")},
     }  # fmt: skip
