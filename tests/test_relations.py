@@ -224,3 +224,17 @@ def test_centred_tracks_keep_only_what_changes_within_each_track():
 
     feats = np.array([[[1.0, 10.0], [3.0, 10.0]], [[5.0, -2.0], [5.0, 2.0]]], dtype=np.float32)
     np.testing.assert_allclose(center(feats), [[[-1.0, 0.0], [1.0, 0.0]], [[0.0, -2.0], [0.0, 2.0]]])
+
+
+@pytest.mark.slow
+def test_examples_render_test_pairs_of_each_cell(trained, tmp_path):
+    import soundfile as sf
+
+    from stemlab.relations.examples import write_examples
+
+    table = write_examples([trained / "decision"], [trained / "codebook" / "final.pt"], trained / "stems", 2, tmp_path / "ex")
+    assert len(table) == 2 and set(table["cell"]) == {"k~8/segment_s~0.25"}
+    folder = tmp_path / "ex" / "k~8/segment_s~0.25" / table["example"].iloc[0]
+    lengths = {p.stem: sf.info(folder / f"{p.stem}.flac").frames for p in folder.glob("*.flac")}
+    assert set(lengths) == {"guide", "target", "generated", "mix"} and len(set(lengths.values())) == 1
+    assert (tmp_path / "ex" / "examples.csv").is_file()

@@ -55,7 +55,7 @@ def test_wav2vec2_snapshot_downloads_loads_and_feeds_the_codebook(tmp_path):
         direct = reference(torch.from_numpy(x)[None]).last_hidden_state[0].numpy()
     np.testing.assert_allclose(feats, direct, atol=1e-5)
 
-    root = write_corpus(tmp_path / "corpus")
+    root = write_corpus(tmp_path / "corpus", seconds=3.0)
     settings = CODEBOOK | {"encoder": {"name": "wav2vec2", "wav2vec2": {"snapshot": "w2v"}}}
     job = codebook_job(root, settings)
     job = type(job)(**{**job.__dict__, "inputs": type(job.inputs)(**{**job.inputs.__dict__, "pretrained": {"w2v": str(tmp_path / "snapshot")}})})
@@ -78,7 +78,7 @@ def test_clap_frame_features_feed_the_codebook(tmp_path):
     assert feats.shape[1] == perception.dim and len(feats) == len(times) and times.max() < 2.0
     assert np.all(np.diff(times) > 0)
 
-    root = write_corpus(tmp_path / "corpus")
+    root = write_corpus(tmp_path / "corpus", seconds=3.0)
     job = codebook_job(root, CODEBOOK | {"encoder": {"name": "clap"}})
     job = type(job)(**{**job.__dict__, "inputs": type(job.inputs)(**{**job.inputs.__dict__,
                                                                       "upstream": {"clap": str(tmp_path / "clap_model" / "final.pt")}})})

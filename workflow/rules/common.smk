@@ -502,11 +502,33 @@ def relations_example_inputs(wildcards):
         "models": [f"{modelplan.model_dir(key, seed)}/final.pt" for key in plan.keys()],
         "codebooks": [i["upstream"][codebook] for i in inputs],
         "stems": sorted({s for i in inputs for s in i["stems"]}),
+        "encoder": [p for p in [relations_encoder_path()] if p],
     }
 
 
 def relations_example_models(wildcards, input):
     return " ".join(str(Path(p).parent) for p in input.models)
+
+
+def relations_encoder_path():
+    """The codebook's CLAP final.pt or wav2vec 2.0 folder, or None for log-mel (the examples' --encoder)."""
+    plan = model_plans()["relations"]
+    codebook = model_plans()[plan.section["settings"]["codebook"]]
+    encoder = codebook.section["settings"]["encoder"]
+    inputs = modelplan.job_inputs(
+        model_plans(), codebook.keys()[0], codebook.seeds[0], data_shards
+    )
+    if encoder["name"] == "clap":
+        return inputs["upstream"][encoder["clap"]["model"]]
+    if encoder["name"] == "wav2vec2":
+        w2v = encoder["wav2vec2"]
+        return str(Path(inputs["pretrained"][w2v["snapshot"]]) / w2v["subdir"])
+    return None
+
+
+def relations_example_encoder(wildcards):
+    path = relations_encoder_path()
+    return "" if path is None else "--encoder " + shlex.quote(path)
 
 
 def figure_targets():

@@ -78,6 +78,7 @@ rule relations_examples:
     params:
         models=relations_example_models,
         pairs=lambda wildcards: config["models"]["relations"]["eval"]["examples"],
+        encoder=relations_example_encoder,
     shell:
-        "python -m stemlab.relations examples --models {params.models} --codebooks {input.codebooks}"
+        "python -m stemlab.relations examples --models {params.models} --codebooks {input.codebooks} {params.encoder}"
         " --stems-root results/data/stems --pairs {params.pairs} --out {output} > {log} 2>&1"

@@ -37,12 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--stems-root", required=True, help="results/data/stems")
     ex.add_argument("--pairs", type=int, default=3, help="test pairs per cell")
     ex.add_argument("--out", required=True, help="output folder (replaced)")
+    ex.add_argument("--encoder", default=None, help="CLAP final.pt or wav2vec 2.0 folder (encoders other than mel)")
     args = parser.parse_args(argv)
     setup_logging()
     if args.command == "examples":
         from stemlab.relations.examples import write_examples
 
-        table = write_examples(args.models, args.codebooks, args.stems_root, args.pairs, args.out)
+        table = write_examples(args.models, args.codebooks, args.stems_root, args.pairs, args.out, args.encoder)
         print(table.to_string(index=False), file=sys.stderr)
         return 0
     from stemlab.relations.generate import generate_files

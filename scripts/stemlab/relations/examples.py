@@ -41,8 +41,9 @@ def whole_stem(stems_root: str | os.PathLike[str], corpus: str, shard: str, song
     return audio.T * np.float32(entry.get("average_scale", 1.0))
 
 
-def cell_examples(model_dir: Path, codebook: Path, stems_root: Path, n_pairs: int, out: Path) -> list[dict]:
-    gen = load_generator(model_dir)
+def cell_examples(model_dir: Path, codebook: Path, stems_root: Path, n_pairs: int, out: Path,
+                  encoder: str | None = None) -> list[dict]:  # fmt: skip
+    gen = load_generator(model_dir, encoder)
     rows = pd.DataFrame(read_final(codebook)["export"]["rows"])
     test = reldata.pairs(rows, "test")
     if not len(test):
@@ -67,7 +68,8 @@ def cell_examples(model_dir: Path, codebook: Path, stems_root: Path, n_pairs: in
 
 
 def write_examples(models: Sequence[str | os.PathLike[str]], codebooks: Sequence[str | os.PathLike[str]],
-                   stems_root: str | os.PathLike[str], n_pairs: int, out: str | os.PathLike[str]) -> pd.DataFrame:  # fmt: skip
+                   stems_root: str | os.PathLike[str], n_pairs: int, out: str | os.PathLike[str],
+                   encoder: str | None = None) -> pd.DataFrame:  # fmt: skip
     """Examples of every (model folder, its codebook's final.pt) into `out` (replaced as a whole)."""
     if len(models) != len(codebooks):
         raise StemlabError(f"{len(models)} models but {len(codebooks)} codebooks; give one codebook per model")
@@ -76,7 +78,7 @@ def write_examples(models: Sequence[str | os.PathLike[str]], codebooks: Sequence
         for model_dir, codebook in zip(models, codebooks):
             settings = read_final(Path(model_dir) / "final.pt", "relations")["settings"]
             cell = f"k~{settings['k']}/segment_s~{float(settings['segment_s']):g}"
-            for record in cell_examples(Path(model_dir), Path(codebook), Path(stems_root), n_pairs, tmp / cell):
+            for record in cell_examples(Path(model_dir), Path(codebook), Path(stems_root), n_pairs, tmp / cell, encoder):
                 records.append({"cell": cell, **record})
         with atomic_path(tmp / "examples.csv") as csv:
             pd.DataFrame(records).to_csv(csv, index=False)
