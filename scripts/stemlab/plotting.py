@@ -30,3 +30,12 @@ def save_pdf(fig, out: str | os.PathLike[str]) -> None:
         fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None})
     plt.close(fig)
     log.info("wrote %s", out)
+
+
+def save_pdf_and_png(fig, out: str | os.PathLike[str], dpi: int = 130) -> None:
+    """Write `fig` to the PDF `out` and a PNG beside it (same name, .png), both atomically, then close it."""
+    from pathlib import Path
+
+    with atomic_path(Path(out).with_suffix(".png")) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    save_pdf(fig, out)

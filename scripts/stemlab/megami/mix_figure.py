@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf
+from stemlab.plotting import paper_style, save_pdf_and_png
 
 KAD = (("kad_clap", "KAD, CLAP space"), ("kad_fx", "KAD, effect-encoder space"))
 MIX_FEATURES = (("mix_centroid_hz", "spectral centroid (Hz)"), ("mix_stereo_width", "stereo width"), ("mix_crest_db", "crest factor (dB)"))
@@ -98,10 +97,7 @@ def plot(table: pd.DataFrame, items: pd.DataFrame, out: str | Path) -> None:
                 ax.set_ylabel(f"{song}\n40 Hz - 16 kHz", fontsize=7)
     fig.suptitle("MEGAMI mixes of held-out songs: KAD against the reference mixes, mix features, spectrograms (-14 LUFS)", fontsize=10)
     fig.tight_layout()
-    png = Path(out).with_suffix(".png")
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
-    save_pdf(fig, out)
+    save_pdf_and_png(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
