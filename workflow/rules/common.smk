@@ -340,7 +340,7 @@ def download_targets():
 # per seed. Checkpoints live beside the outputs but are not outputs, so a failed or preempted job keeps them.
 SEED_RE = "[0-9]+"
 # figures of a model that have their own rule in figures.smk, and other outputs of its own rules
-# ({seed}: one per seed of the model; megami's mixes: mixes.smk)
+# ({seed}: one per seed of the model, {first_seed}: its first seed; megami's mixes of the first seed: mixes.smk)
 MODEL_FIGURES = {
     "fxprocessor": ["results/figures/fxprocessor_eval.pdf"],
     "relations": [
