@@ -2,7 +2,7 @@
 
     python -m stemlab.megami.mix_songs --config JOB --model-dir results/models/megami/seed-<s> --out results/mixes/megami/seed-<s>
 
-JOB is megami's evaluate job config; the songs are those of its eval.splits that have dry and wet tracks,
+JOB is megami's evaluate job config; the songs are those of the test split that have dry and wet tracks,
 each mixed whole into <out>/<corpus>/<song>.flac, with index.csv (stemlab.megami.mix_task.MegamiTask.mix_songs).
 """
 

@@ -8,7 +8,7 @@ upstream files, so retraining any of them remakes it. Evaluation (stemlab.megami
 test-split songs of its corpora (read through their megami segment tables) with every system.
 
 `python -m stemlab.megami.mix_songs --config JOB --model-dir DIR --out results/mixes/megami/seed-<s>` (rule
-mix_megami) mixes every mixable song of eval.splits (the test split) whole, with the seed's sampling seed of the evaluation, into
+mix_megami) mixes every mixable song of the test split whole, with the seed's sampling seed of the evaluation, into
 <out>/<corpus>/<song>.flac, plus index.csv (song, tracks, dropped silent tracks, gains).
 """
 
@@ -134,17 +134,17 @@ class MegamiTask(Task):
         return evaluate_songs(model.pipeline(self.settings), songs, self.settings, cfg, self.job.seed)
 
     def mix_songs(self, model: nn.Module, out: str | Path) -> pd.DataFrame:
-        """Every mixable song of eval.splits (the test split), whole, into out/<corpus>/<song>.flac (one
-        folder, written atomically)."""
+        """Every mixable song of the test split, whole, into out/<corpus>/<song>.flac (one folder, written
+        atomically)."""
         from stemlab.atomic import atomic_dir
         from stemlab.audio import SAMPLE_RATE, write_audio
-        from stemlab.megami.evaluate_mix import EvalSettings, load_song, megami_seed
+        from stemlab.megami.evaluate_mix import load_song, megami_seed
         from stemlab.megami.mix import megami_mixes, prepare
 
         pipeline = model.pipeline(self.settings)
         rows = []
         with atomic_dir(out) as tmp:
-            for corpus, shard, song in progress(self.held_out_songs(EvalSettings.from_config(self.job.eval).splits), desc="megami mixes"):
+            for corpus, shard, song in progress(self.held_out_songs(("test",)), desc="megami mixes"):
                 loaded = load_song(self.stems_root, corpus, shard, song, None)
                 prepared = prepare(loaded.names, loaded.dry, self.settings)
                 (mix,), _, _ = megami_mixes(pipeline, prepared, self.settings, 1, megami_seed(self.job.seed, song))
