@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
-from stemlab.encoders.fx.features import fourier_features, join
+from stemlab.encoders.fx.features import AF_DIM, SCALE, SHIFT, projection
 from stemlab.errors import run_cli
 from stemlab.megami import mix
 from stemlab.megami.features import measured_level_db
@@ -23,9 +22,21 @@ def toy_settings(**overrides) -> mix.MixSettings:
     return mix.MixSettings.from_config(values)
 
 
+def effect_embedding(learned: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """join(learned, fourier_features(raw)) of stemlab.encoders.fx.features, in numpy (the toy calls it often)."""
+    z = ((raw - np.asarray(SHIFT)) / np.asarray(SCALE)) @ PROJECTION
+    af = np.concatenate([np.cos(z), np.sin(z)], axis=-1)
+    unit = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    d = learned.shape[-1]
+    return (np.concatenate([unit(learned) * math.sqrt(d), unit(af) * math.sqrt(AF_DIM)], axis=-1) / math.sqrt(d + AF_DIM)).astype(np.float32)
+
+
+PROJECTION = projection().double().numpy()
+
+
 class ToyPipeline:
-    """Content = (level, width) of the window; effects = learned noise joined with the 64 interpretable
-    features; generation asks track i for level -20 - 3 i dB; processing = a level-dependent pan."""
+    """Content = (level, width) of the window; effects = constant learned part joined with the 64 interpretable
+    features; generation asks track i for level -20 - 3 i dB; processing = an effect-dependent pan."""
 
     def __init__(self, settings: mix.MixSettings) -> None:
         self.settings = settings
@@ -35,17 +46,16 @@ class ToyPipeline:
         return np.stack([[measured_level_db(w), float(np.std(w[0] - w[1]))] for w in windows]).astype(np.float32)
 
     def effects(self, windows: np.ndarray) -> np.ndarray:
-        raw = torch.tensor([[lvl, lvl, 12.0, 12.0, -20.0, -20.0, 0.2, 0.0] for lvl in map(measured_level_db, windows)])
-        return join(torch.ones(len(windows), 8), fourier_features(raw)).numpy()
+        raw = np.array([[lvl, lvl, 12.0, 12.0, -20.0, -20.0, 0.2, 0.0] for lvl in map(measured_level_db, windows)])
+        return effect_embedding(np.ones((len(windows), 8)), raw)
 
     def generate(self, content: np.ndarray, n_samples: int, seed: int) -> np.ndarray:
-        g = torch.Generator().manual_seed(seed)
+        g = np.random.default_rng(seed)
         n = len(content)
-        raw = torch.zeros(n_samples, n, 8)
-        raw[..., 0] = raw[..., 1] = -20.0 - 3.0 * torch.arange(n, dtype=torch.float32) + torch.randn(n_samples, 1, generator=g)
+        raw = np.zeros((n_samples, n, 8))
+        raw[..., 0] = raw[..., 1] = -20.0 - 3.0 * np.arange(n) + g.standard_normal((n_samples, 1))
         raw[..., 2:4] = 12.0
-        learned = torch.randn(n_samples, n, 8, generator=g)
-        return join(learned, fourier_features(raw.reshape(-1, 8)).reshape(n_samples, n, -1)).numpy()
+        return effect_embedding(g.standard_normal((n_samples, n, 8)), raw)
 
     def process(self, dry: np.ndarray, effect: np.ndarray, content: np.ndarray) -> np.ndarray:
         self.calls.append(dry.shape[1])

@@ -15,7 +15,7 @@ from tests.test_megami_mix import ToyPipeline, toy_settings
 SR = 44_100
 
 
-def song(index: int, seconds: float = 0.4) -> ev.Song:
+def song(index: int, seconds: float = 0.3) -> ev.Song:
     g = np.random.default_rng(index)
     t = np.arange(int(seconds * SR)) / SR
     dry, wet = [], []
