@@ -94,6 +94,12 @@ class MegamiTask(Task):
                 f"the fx_generator model works on CLAP {cfg.context_dim}-d and effect {cfg.fx_dim}-d embeddings, but clap "
                 f"gives {clap_dim} and fx_encoder {fx_dim}; re-train fx_generator on these encoders"
             )
+        parts_fx = tuple(getattr(getattr(parts["fxprocessor"][1], "config", None), "cond_parts", ()) or ())
+        if parts_fx != (fx_dim, clap_dim):
+            raise StemlabError(
+                f"the fxprocessor model is conditioned on embeddings of sizes {list(parts_fx)}, not (effect {fx_dim}, CLAP "
+                f"{clap_dim}); train it with settings.conditioning: embeddings on these encoders"
+            )
 
     def frozen_modules(self, model: nn.Module) -> dict[str, nn.Module]:
         return {"nets": model.nets}
