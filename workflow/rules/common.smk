@@ -348,7 +348,10 @@ MODEL_FIGURES = {
         "results/figures/relations.png",
         "results/generated/relations",
     ],
-    "megami": ["results/figures/megami_mix.pdf", "results/mixes/megami/seed-{first_seed}"],
+    "megami": [
+        "results/figures/megami_mix.pdf",
+        "results/mixes/megami/seed-{first_seed}",
+    ],
     "mixer": ["results/figures/mixer.pdf", "results/figures/mixer.png"],
 }
 
