@@ -238,3 +238,17 @@ def test_examples_render_test_pairs_of_each_cell(trained, tmp_path):
     lengths = {p.stem: sf.info(folder / f"{p.stem}.flac").frames for p in folder.glob("*.flac")}
     assert set(lengths) == {"guide", "target", "generated", "mix"} and len(set(lengths.values())) == 1
     assert (tmp_path / "ex" / "examples.csv").is_file()
+
+
+@pytest.mark.slow
+def test_figure_writes_pdf_and_png_from_the_item_rows(tmp_path):
+    import pandas as pd
+
+    from stemlab.relations.figure import main
+
+    rows = [{"model": "relations", "seed": 1, "k": k, "segment_s": 0.5, "system": system, "metric": metric,
+             "value": float(v), "item": f"p{v}"}
+            for k in (16, 64) for system in ("relations", "random") for metric in ("tpp_mean", "lcp_mean") for v in range(5)]  # fmt: skip
+    pd.DataFrame(rows).to_parquet(tmp_path / "items.parquet")
+    assert main(["--items", str(tmp_path / "items.parquet"), "--out", str(tmp_path / "f.pdf")]) == 0
+    assert (tmp_path / "f.pdf").stat().st_size > 1000 and (tmp_path / "f.png").stat().st_size > 1000

@@ -16,12 +16,20 @@ import pandas as pd
 
 from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
-from stemlab.evaluate.summary import read_items
 from stemlab.logs import setup_logging
 from stemlab.plotting import paper_style, save_pdf
-from stemlab.relations.task import SYSTEMS
+from stemlab.relations.metrics import SYSTEMS
 
 PANELS = (("tpp_mean", "TPP (% of target symbols)"), ("lcp_mean", "LCP (symbols)"))
+
+
+def read_items(paths: Sequence[str]) -> pd.DataFrame:
+    frames = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise StemlabError(f"{path}: evaluation rows not found; run its evaluate_model job")
+        frames.append(pd.read_parquet(path))
+    return pd.concat(frames, ignore_index=True)
 
 
 def figure(items: pd.DataFrame, out: str | Path) -> None:

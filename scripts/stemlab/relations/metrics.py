@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# the systems of the relations table (stemlab.relations.task), in the order tables and figures show them
+SYSTEMS = ("relations", "relations_constrained", "random", "random_constrained", "unigram", "copy_guide")
+
 
 def tpp(predicted: np.ndarray, target: np.ndarray, pad: int) -> float:
     real = target != pad

@@ -39,7 +39,7 @@ from stemlab.train.registry import register
 from stemlab.train.task import Task, read_final
 
 NAME = "relations"
-SYSTEMS = ("relations", "relations_constrained", "random", "random_constrained", "unigram", "copy_guide")
+SYSTEMS = metrics.SYSTEMS
 
 
 @dataclass(frozen=True)
