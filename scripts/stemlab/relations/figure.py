@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf
+from stemlab.plotting import paper_style, save_pdf_and_png
 from stemlab.relations.metrics import SYSTEMS
 
 PANELS = (("tpp_mean", "TPP (% of target symbols)"), ("lcp_mean", "LCP (symbols)"))
@@ -55,10 +54,7 @@ def figure(items: pd.DataFrame, out: str | Path) -> None:
         else:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, title=None)
     fig.tight_layout()
-    png = Path(out).with_suffix(".png")
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
-    save_pdf(fig, out)
+    save_pdf_and_png(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
