@@ -175,10 +175,14 @@ def evaluate(task: Any, model: nn.Module, out_dir: Path) -> pd.DataFrame:
     if not examples:
         raise StemlabError(f"model mixer: no test-split {s['window']} window louder than settings.min_rms_db; check inputs.corpora")
     log.info("mixer: evaluating %d held-out stem windows", len(examples))
+    from stemlab.mixer.examples import embed_audio
+    from stemlab.mixer.task import CACHE_BATCH
+
     encoders, text = task.audio_encoders(), task.text_encoder()
-    intent_inputs, _ = task.frozen_inputs(examples, table, encoders, text)
+    audio = embed_audio(encoders, [e.distorted for e in examples], CACHE_BATCH, "cpu")  # once for both prompts
+    intent_inputs, _ = task.frozen_inputs(examples, table, encoders, text, audio)
     repair_examples = [type(e)(**{**e.__dict__, "prompt": e.repair_prompt}) for e in examples]
-    repair_inputs, _ = task.frozen_inputs(repair_examples, table, encoders, text)
+    repair_inputs, _ = task.frozen_inputs(repair_examples, table, encoders, text, audio)
 
     chains: dict[tuple[str, str], list[list[Call]]] = {}
     parsed: dict[tuple[str, str], list[bool]] = {}

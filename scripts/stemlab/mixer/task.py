@@ -124,10 +124,13 @@ class MixerTask(Task):
                 self._tokenizer = tok
         return self._tokenizer
 
-    def frozen_inputs(self, examples: list, table: pd.DataFrame, encoders: list, text: TextEncoder) -> tuple[Inputs, Dims]:
+    def frozen_inputs(self, examples: list, table: pd.DataFrame, encoders: list, text: TextEncoder,
+                      audio: list[np.ndarray] | None = None) -> tuple[Inputs, Dims]:  # fmt: skip
+        """The examples' frozen inputs; `audio`: the encoders' embeddings of the distorted crops, when known."""
         from stemlab.mixer.examples import category_ids, context_embeddings, embed_audio, text_embeddings
 
-        audio = embed_audio(encoders, [e.distorted for e in examples], CACHE_BATCH, "cpu")
+        if audio is None:
+            audio = embed_audio(encoders, [e.distorted for e in examples], CACHE_BATCH, "cpu")
         slots = [text_embeddings(text.encode, [e.prompt for e in examples]), *audio]
         context = 0
         if self.settings["context"]:
