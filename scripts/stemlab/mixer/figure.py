@@ -13,10 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stemlab.atomic import atomic_path
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf
+from stemlab.plotting import paper_style, save_pdf_and_png
 
 PANELS = (
     ("improvement_mrstft", "MR-STFT improvement over the distorted stem (%)"),
@@ -74,10 +73,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> None:
     ax.legend(fontsize=7)
     fig.suptitle("Instruction mixer on held-out stems (means, 95 % CIs over seeds and items)", fontsize=10)
     fig.tight_layout()
-    png = Path(out).with_suffix(".png")
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=130, metadata={"Software": None})
-    save_pdf(fig, out)
+    save_pdf_and_png(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
