@@ -531,7 +531,7 @@ def relations_encoder_path():
 
 def relations_example_encoder(wildcards):
     path = relations_encoder_path()
-    return "" if path is None else "--encoder " + shlex.quote(path)
+    return "" if path is None else f"--encoder {shlex.quote(path)}"
 
 
 def figure_targets():
