@@ -388,3 +388,13 @@ def test_cli_embeds_user_files_and_reports_unreadable_ones(corpus, tmp_path):
     assert table["duration_s"].iloc[1] == pytest.approx(1.0) and table["start_s"].iloc[2] == pytest.approx(1.0)
     missing = subprocess.run(cmd[:-2] + [str(tmp_path / "nope.wav")], capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and missing.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_interpretable_features_keep_a_finite_gradient_on_silence():
+    from stemlab.encoders.fx.features import af_embedding
+
+    audio = torch.zeros(2, 2, 44100)
+    audio[0, 0] = torch.randn(44100, generator=torch.Generator().manual_seed(0)) * 0.1  # one channel playing, three silent
+    audio.requires_grad_(True)
+    af_embedding(audio, 44100).sum().backward()
+    assert torch.isfinite(audio.grad).all()

@@ -49,8 +49,8 @@ def interpretable_features(audio: torch.Tensor, sample_rate: int = 44_100) -> to
     x = audio.float()
     frame, hop = int(sample_rate * FRAME_S), int(sample_rate * HOP_S)
     frames = x.unfold(2, frame, hop) if x.shape[-1] >= frame else x.unsqueeze(2)
-    log_rms = _db(frames.square().mean(-1).sqrt()).amax(-1)  # (batch, 2)
-    rms = x.square().mean(-1).sqrt().clamp(min=_EPS)
+    log_rms = _db(frames.square().mean(-1).clamp(min=_EPS**2).sqrt()).amax(-1)  # (batch, 2)
+    rms = x.square().mean(-1).clamp(min=_EPS**2).sqrt()  # floored before the root: silence keeps a finite gradient
     crest = _db(x.abs().amax(-1) / rms)
     spread = (_db(x.abs()) - _db(rms).unsqueeze(-1)).mean(-1)
     left, right = x[:, 0], x[:, 1]
