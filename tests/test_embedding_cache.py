@@ -245,9 +245,28 @@ def test_a_bad_job_config_is_named_in_one_line(corpus):
 # --------------------------------------------------------------------------- planning
 
 
+def _smoke_models() -> dict:
+    paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    return deep_merge(paper, yaml.safe_load(SMOKE.read_text()))["models"]
+
+
+def without_cache_readers() -> dict:
+    """models: overlay that disables the config's models reading an embedding cache, and those downstream of
+    them, so that a test may name its own cache.encoders."""
+    models = _smoke_models()
+    off = {m for m, s in models.items() if (s.get("inputs") or {}).get("cache")}
+    grew = True
+    while grew:
+        more = {m for m, s in models.items() if set((s.get("inputs") or {}).get("upstream") or ()) & off} - off
+        off |= more
+        grew = bool(more)
+    return {m: {"enabled": False} for m in sorted(off)}
+
+
 def _config(overlay: dict) -> dict:
     paper = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    return fill_defaults(deep_merge(deep_merge(paper, yaml.safe_load(SMOKE.read_text())), overlay))
+    base = deep_merge(paper, yaml.safe_load(SMOKE.read_text()))
+    return fill_defaults(deep_merge(deep_merge(base, {"models": without_cache_readers()}), overlay))
 
 
 ENCODER = {"task": "stemlab.toyencoder", "seeds": [3, 4], "inputs": {"windows": ["megami"], "corpora": ["synthetic"]},
@@ -359,7 +378,7 @@ def workflow_copy(tmp_path_factory) -> Path:
     shutil.copy2(REPO / "tests" / "cache_tasks.py", copy / "scripts" / "stemlab" / "toyencoder.py")
     (copy / "moisesdb").mkdir()
     overlay = {
-        "models": {"tiny_encoder": ENCODER},
+        "models": {**without_cache_readers(), "tiny_encoder": ENCODER},
         "cache": {"encoders": ["tiny_encoder", "no_such_encoder"]},
         "data": {"corpora": {"moisesdb": {"enabled": True, "path": str(copy / "moisesdb")}}},
     }

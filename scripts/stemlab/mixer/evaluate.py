@@ -33,7 +33,7 @@ from torch import nn
 from stemlab.audio import SAMPLE_RATE
 from stemlab.config import settings_section
 from stemlab.data.segment_tables import read_segment_tables
-from stemlab.device import torch_threads
+from stemlab.device import scoped_torch_rng, torch_threads
 from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
 from stemlab.metrics import integrated_loudness, mrstft_distance
@@ -139,8 +139,7 @@ def decode_all(task: Any, model: nn.Module, inputs: Any, constrained: bool, cfg:
     for i in range(0, n, int(cfg["batch_size"])):
         idx = torch.arange(i, min(n, i + int(cfg["batch_size"])))
         slots, category = inputs.take(idx)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + i)  # sampling: a function of (seed, batch)
+        with scoped_torch_rng(next(model.parameters()).device, seed + i):  # sampling: a function of (seed, batch)
             out += generate(task, model, slots, category, constrained, cfg)
     return out
 

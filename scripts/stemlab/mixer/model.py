@@ -160,11 +160,11 @@ class Fusion(nn.Module):
         super().__init__()
         self.prefix_tokens, self.width = prefix_tokens, width
         self.proj = nn.ModuleList(nn.Linear(d, hidden) for d in dims.slots)
-        self.slot = nn.Parameter(torch.randn(len(dims.slots), hidden) * 0.02)
+        self.slot = nn.Parameter(torch.empty(len(dims.slots), hidden).normal_(std=0.02))
         self.category = nn.Embedding(len(dims.categories) + 1, hidden)  # + unknown
         n = len(dims.slots) * hidden
         self.mlp = nn.Sequential(nn.LayerNorm(n), nn.Linear(n, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, prefix_tokens * width))
-        self.position = nn.Parameter(torch.randn(prefix_tokens, width) * 0.02)
+        self.position = nn.Parameter(torch.empty(prefix_tokens, width).normal_(std=0.02))
 
     def forward(self, slots: Sequence[torch.Tensor], category: torch.Tensor) -> torch.Tensor:
         h = [p(x) + self.slot[i] for i, (p, x) in enumerate(zip(self.proj, slots))]
