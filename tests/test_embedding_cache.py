@@ -441,7 +441,7 @@ def test_smoke_run_caches_every_shard_of_the_new_encoder(workflow_copy, smoke_ru
     # the smoke run's data stage, hard-linked: only the encoder's training and its cache jobs are left
     shutil.copytree(smoke_run / "results", tmp_path / "results", copy_function=os.link)
     overlay = workflow_copy / "encoder-synthetic.yaml"
-    overlay.write_text(yaml.safe_dump({"models": {"tiny_encoder": ENCODER}, "cache": {"encoders": ["tiny_encoder"]}}))
+    overlay.write_text(yaml.safe_dump({"models": {**without_cache_readers(), "tiny_encoder": ENCODER}, "cache": {"encoders": ["tiny_encoder"]}}))
     out = snakemake(
         "cache", "--cores", "2", "--snakefile", str(workflow_copy / "Snakefile"), "--directory", str(tmp_path),
         "--configfile", str(SMOKE), str(overlay), cwd=tmp_path, timeout=900,
