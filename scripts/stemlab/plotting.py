@@ -39,3 +39,16 @@ def save_pdf_and_png(fig, out: str | os.PathLike[str], dpi: int = 130) -> None:
     with atomic_path(Path(out).with_suffix(".png")) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     save_pdf(fig, out)
+
+
+def strip_points(ax, data, x: str, y: str, order: list[str], size: float = 2.5, spread: float = 0.2) -> None:
+    """Points of `data[x]` per category `data[y]` (row i of `order` at y = i), jittered vertically by a
+    fixed-seed generator so that the same table gives the same figure (seaborn's stripplot draws its
+    jitter from numpy's global generator)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(order):
+        values = np.asarray(data.loc[data[y] == name, x], dtype=float)
+        ax.scatter(values, i + rng.uniform(-spread, spread, len(values)), s=size**2, color="black", alpha=0.6,
+                   linewidths=0, zorder=3)  # fmt: skip

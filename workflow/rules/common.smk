@@ -325,11 +325,17 @@ def download_soundfont_args(wildcards):
     return _fetch_args(dl_sources.soundfont_source(config, wildcards.name))
 
 
+def pretrained_in_use():
+    """The pretrained snapshots some enabled model reads (inputs.pretrained); others only on request."""
+    return sorted({p for plan in model_plans().values() for p in plan.pretrained})
+
+
 def download_targets():
-    """Every enabled corpus folder, pretrained snapshot and listed soundfont (target rule `downloads`)."""
+    """Every enabled corpus folder, pretrained snapshot an enabled model reads and listed soundfont
+    (target rule `downloads`); any other snapshot by its folder, resources/pretrained/<name>."""
     return (
         [corpus_dir(c) for c in enabled_corpora()]
-        + [pretrained_folder(n) for n in dl_sources.pretrained_names(config)]
+        + [pretrained_folder(n) for n in pretrained_in_use()]
         + [soundfont_file(n) for n in dl_sources.soundfont_names(config)]
     )
 

@@ -12,7 +12,8 @@
 #                                           line saying where to get it and which key to set.
 #   resources/pretrained/<name>/            download_pretrained: every file of pretrained.<name>.files (path, url,
 #                                           sha256), bytes resumable in resources/downloads/pretrained/<name>/;
-#                                           .stemlab-source.json lists their sha256s
+#                                           .stemlab-source.json lists their sha256s; `downloads` fetches
+#                                           the snapshots enabled models read, any other by its folder
 #   resources/soundfonts/<name>.sf2         download_soundfont: an entry {name, url, sha256} of soundfonts
 # Corpus names: moisesdb, musdb18hq, medleydb (DOWNLOAD_CORPORA).
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf_and_png
+from stemlab.plotting import paper_style, save_pdf_and_png, strip_points
 
 KAD = (("kad_clap", "KAD, CLAP space"), ("kad_fx", "KAD, effect-encoder space"))
 MIX_FEATURES = (("mix_centroid_hz", "spectral centroid (Hz)"), ("mix_stereo_width", "stereo width"), ("mix_crest_db", "crest factor (dB)"))
@@ -75,7 +75,7 @@ def plot(table: pd.DataFrame, items: pd.DataFrame, out: str | Path) -> None:
         ax = fig.add_subplot(grid[1, k * per_col : (k + 1) * per_col if k < len(MIX_FEATURES) - 1 else n_cols])
         data = items[items["metric"] == metric]
         sns.boxplot(data=data, x="value", y="system", order=columns, ax=ax, fliersize=0, linewidth=0.8, color="lightsteelblue")
-        sns.stripplot(data=data, x="value", y="system", order=columns, ax=ax, size=2.5, color="black", alpha=0.6)
+        strip_points(ax, data, x="value", y="system", order=columns)
         ax.set_xlabel(label)
         ax.set_ylabel("")
         if metric == "mix_centroid_hz":
