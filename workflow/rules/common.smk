@@ -332,7 +332,8 @@ def pretrained_in_use():
 
 def download_targets():
     """Every enabled corpus folder, pretrained snapshot an enabled model reads and listed soundfont
-    (target rule `downloads`); any other snapshot by its folder, resources/pretrained/<name>."""
+    (target rule `downloads`); any other snapshot by its folder, resources/pretrained/<name>.
+    """
     return (
         [corpus_dir(c) for c in enabled_corpora()]
         + [pretrained_folder(n) for n in pretrained_in_use()]
