@@ -29,6 +29,7 @@ TABLES_DIR = "results/tables"
 STEMS_ROOT = "results/data/stems"
 PRETRAINED_DIR = "resources/pretrained"
 CACHE_DIR = "results/cache"
+TOKENS_DIR = "results/stage/tokens"
 TRAIN_OUTPUTS = ("final.pt", "train_log.csv", "meta.json")
 EVAL_OUTPUTS = ("items.parquet", "meta.json")
 # tables other rules write into results/tables: no model may be named like them
@@ -48,6 +49,7 @@ class ModelPlan:
     cache: tuple[str, ...] = ()  # encoders whose embedding cache (of these corpora) the model reads
     cells: tuple[str, ...] = ("",)  # grid cells (Paramspace patterns); "" for a model without a grid
     cell_settings: Mapping[str, Mapping[str, Any]] | None = None  # cell -> the settings it sets
+    tokens: bool = False  # reads the codec token shards of its corpora (inputs.tokens)
 
     def keys(self) -> list[str]:
         """The rows of this model: its name, or <name>/<cell> for each grid cell."""
@@ -109,7 +111,8 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
         uncached = [c for c in corpora if cached and cache_corpora is not None and c not in cache_corpora]
         if uncached:
             raise StemlabError(f"{key}.inputs.cache: corpus {uncached[0]} is not cached; add it to cache.corpora")
-        if windows and not corpora:
+        tokens = bool(inputs.get("tokens", False))
+        if (windows or tokens) and not corpora:
             continue
         seeds = tuple(section.get("seeds") or config.get("seeds") or ())
         if not seeds:
@@ -127,6 +130,7 @@ def model_plans(config: Mapping[str, Any], data_corpora: Sequence[str]) -> dict[
             cache=cached,
             cells=cells,
             cell_settings=cell_settings,
+            tokens=tokens,
         )
     for plan in plans.values():
         for up in plan.upstream:
@@ -205,6 +209,10 @@ def cache_file(encoder: str, corpus: str, shard: str) -> str:
     return f"{CACHE_DIR}/{encoder}/{corpus}/{shard}.parquet"
 
 
+def token_file(corpus: str, shard: str) -> str:
+    return f"{TOKENS_DIR}/{corpus}/{shard}.parquet"
+
+
 def upstream_seed(plan: ModelPlan, seed: int) -> int:
     """The seed of an upstream model that a run of `seed` loads: the same one, else its first."""
     return seed if seed in plan.seeds else plan.seeds[0]
@@ -223,6 +231,7 @@ def job_inputs(
     }
     pretrained = {p: f"{PRETRAINED_DIR}/{p}" for p in plan.pretrained}
     cache = {e: [cache_file(e, c, s) for c in plan.corpora for s in shards(c)] for e in plan.cache}
+    tokens = [token_file(c, s) for c in plan.corpora for s in shards(c)] if plan.tokens else []
     return {
         "segments": segments,
         "stems_root": STEMS_ROOT if plan.windows else None,
@@ -230,6 +239,7 @@ def job_inputs(
         "upstream": upstream,
         "pretrained": pretrained,
         "cache": cache,
+        "tokens": tokens,
     }
 
 
@@ -241,6 +251,7 @@ def input_files(inputs: Mapping[str, Any]) -> dict[str, list[str]]:
         "upstream": list(inputs["upstream"].values()),
         "pretrained": list(inputs["pretrained"].values()),
         "cache": [p for paths in inputs.get("cache", {}).values() for p in paths],
+        "tokens": list(inputs.get("tokens", [])),
     }
 
 

@@ -29,10 +29,11 @@ class JobInputs:
     upstream: dict[str, str] = field(default_factory=dict)  # model -> its final.pt
     pretrained: dict[str, str] = field(default_factory=dict)  # pretrained download -> its folder
     cache: dict[str, list[str]] = field(default_factory=dict)  # encoder -> its embedding-cache files
+    tokens: list[str] = field(default_factory=list)  # codec token shards (results/stage/tokens/<corpus>/<shard>.parquet)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> JobInputs:
-        unknown = sorted(set(values) - {"segments", "stems_root", "stems", "upstream", "pretrained", "cache"})
+        unknown = sorted(set(values) - {"segments", "stems_root", "stems", "upstream", "pretrained", "cache", "tokens"})
         if unknown:
             raise StemlabError(f"job config: unknown inputs key {unknown[0]!r}; regenerate the job config with the workflow")
         return cls(
@@ -42,6 +43,7 @@ class JobInputs:
             upstream={str(k): str(v) for k, v in (values.get("upstream") or {}).items()},
             pretrained={str(k): str(v) for k, v in (values.get("pretrained") or {}).items()},
             cache={str(k): [str(p) for p in v] for k, v in (values.get("cache") or {}).items()},
+            tokens=[str(p) for p in values.get("tokens") or []],
         )
 
 

@@ -33,6 +33,8 @@ def input_digests(job: Job) -> dict[str, Any]:
     }
     if inputs.cache:
         digests["cache"] = {name: cache_digests(paths) for name, paths in sorted(inputs.cache.items())}
+    if inputs.tokens:
+        digests["tokens"] = [sha256_file(p) for p in inputs.tokens]
     return digests
 
 
