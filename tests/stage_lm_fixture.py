@@ -79,16 +79,26 @@ def token_rows(n_songs: int = 8, seconds: float = 4.0) -> pd.DataFrame:
         rows.append({**common, "role": "context", "stem": "keys", "codes": g.integers(0, CARD, (K, frames))})
         rows.append({**common, "role": "metronome", "stem": "click", "codes": click_codes(beats, frames)})
     frame = pd.DataFrame(rows)
-    frame.attrs.update({"sample_rate": SR, "n_codebooks": K, "cardinality": CARD, "frame_rate": RATE})
+    frame.attrs["tokens"] = {"format": 1, "sample_rate": SR, "n_codebooks": K, "cardinality": CARD, "frame_rate": RATE}
     return frame
 
 
-def install(monkeypatch, frame: pd.DataFrame) -> None:
-    """Point the stage task at the in-memory token rows, the toy codec and the toy encoder."""
-    from stemlab.stage import evaluate, task
+def write_shard(path: Path, frame: pd.DataFrame) -> Path:
+    """The rows as a token shard file (stemlab.stage.tokens format)."""
+    import pyarrow.parquet as pq
 
-    meta = {k: frame.attrs[k] for k in ("sample_rate", "n_codebooks", "cardinality", "frame_rate")}
-    monkeypatch.setattr(task, "read_token_rows", lambda paths: (frame, {**meta, "frame_rate": float(meta["frame_rate"])}))
+    from stemlab.stage.tokens import tokens_table
+
+    meta = {**frame.attrs["tokens"], "codec": "codec", "kind": "toy", "model_sha256": "0" * 64, "hop": HOP,
+            "corpus": "synthetic", "shard": "shard-00000", "rows": len(frame)}  # fmt: skip
+    pq.write_table(tokens_table(frame.to_dict("records"), meta), path)
+    return path
+
+
+def install(monkeypatch) -> None:
+    """Point the stage evaluation at the toy codec and the toy encoder."""
+    from stemlab.stage import evaluate
+
     monkeypatch.setattr(evaluate, "load_codec", lambda path: ToyCodec())
     monkeypatch.setattr(evaluate, "load_clap", lambda task, cfg: (ToyEncoder(), nn.Linear(1, 1)))
 
@@ -102,8 +112,7 @@ def stage_job(root: Path, steps: int = 6, **eval_cfg) -> Job:
           "reference_items": 6, "spectrogram_items": 1, "spectrogram_bands": 16, **eval_cfg}  # fmt: skip
     codec = root / "codec.pt"
     codec.write_bytes(b"stand-in")
-    tokens = root / "tokens.parquet"
-    tokens.write_bytes(b"stand-in")
+    tokens = write_shard(root / "tokens.parquet", token_rows())
     return Job(model="stage", task="stemlab.stage.task", seed=1, loop=loop, settings=settings, eval=ev,
                inputs=JobInputs(upstream={"codec": str(codec), "clap": str(codec)}, tokens=[str(tokens)]), device="cpu",
                cpu_threads=1)  # fmt: skip

@@ -114,7 +114,7 @@ def trained(tmp_path_factory):
 
     mp = pytest.MonkeyPatch()
     root = tmp_path_factory.mktemp("stage")
-    fx.install(mp, fx.token_rows())
+    fx.install(mp)
     job = fx.stage_job(root)
     train_job(job, root / "model")
     yield root, job, mp
@@ -153,3 +153,52 @@ def test_evaluation_rows_have_every_system_and_metric(trained, tmp_path):
     assert (rows["target"] == "drums").all()
     again = evaluate_job(job, root / "model", tmp_path / "again")
     assert scored["value"].tolist() == again.loc[again["metric"] != "spectrogram", "value"].tolist()
+
+
+def test_cli_generates_a_stem_of_the_requested_length_from_mixed_formats(trained, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from stemlab.stage import codec as codec_mod
+    from stemlab.stage.__main__ import main
+
+    root, _, _ = trained
+    monkeypatch.setattr(codec_mod, "load_codec", lambda path, *a, **k: fx.ToyCodec())
+    folder = tmp_path / "context"
+    folder.mkdir()
+    t = np.arange(int(3.0 * 48_000)) / 48_000
+    sf.write(folder / "keys.wav", np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], axis=1) * 0.3, 48_000)
+    t = np.arange(int(2.0 * 22_050)) / 22_050
+    sf.write(folder / "bass.flac", np.sin(2 * np.pi * 55 * t) * 0.5, 22_050)
+    (folder / "notes.txt").write_text("not audio")
+    out = tmp_path / "out" / "drums.flac"
+    out.parent.mkdir()
+    assert main(["generate", str(folder), str(out), "--seconds", "1.5", "--cfg", "3", "--model", str(root / "model" / "final.pt")]) == 0
+    audio, sr = sf.read(out)
+    assert sr == fx.SR and len(audio) == int(1.5 * fx.SR)
+    assert not list(out.parent.glob("*.tmp*"))
+
+
+def test_cli_errors_are_one_line(trained, tmp_path, capsys):
+    from stemlab.errors import run_cli
+    from stemlab.stage.__main__ import main
+
+    root, _, _ = trained
+    (tmp_path / "empty").mkdir()
+    code = run_cli(main, ["generate", str(tmp_path / "empty"), str(tmp_path / "x.flac"), "--model", str(root / "model" / "final.pt")])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "\n" not in err and "no audio files" in err and str(tmp_path / "empty") in err
+    assert not (tmp_path / "x.flac").exists()
+
+
+def test_heldout_examples_write_one_stem_per_song(trained, tmp_path):
+    import soundfile as sf
+
+    from stemlab.stage.generate import heldout_examples
+
+    root, job, _ = trained
+    heldout_examples(job, root / "model", tmp_path / "gen")
+    index = (tmp_path / "gen" / "index.csv").read_text().splitlines()
+    assert len(index) == 1 + 3  # the fixture's three test songs
+    first = index[1].split(",")[1]
+    audio, sr = sf.read(tmp_path / "gen" / first)
+    assert sr == fx.SR and len(audio) == int(2.0 * fx.SR)

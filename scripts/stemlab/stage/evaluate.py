@@ -180,9 +180,9 @@ def tempo_loop(source: np.ndarray, sr: int, source_tempo: float, source_beats: n
     """`source` stretched from `source_tempo` to `tempo`, its first beat moved to `first_beat`, looped to `length`."""
     import librosa
 
-    rate = float(np.clip(tempo / max(source_tempo, 1e-6), 0.25, 4.0))
+    rate = float(np.clip(tempo / source_tempo, 0.25, 4.0)) if tempo > 0 and source_tempo > 0 else 1.0
     stretched = librosa.effects.time_stretch(source.astype(np.float32), rate=rate) if abs(rate - 1.0) > 1e-3 else source.astype(np.float32)
-    if first_beat is not None and len(source_beats):
+    if first_beat is not None and len(source_beats) and tempo > 0:
         period = int(round(60.0 / max(tempo, 1e-6) * sr))
         shift = int(round(first_beat * sr - source_beats[0] / rate * sr)) % max(period, 1)
         stretched = np.concatenate([stretched[len(stretched) - shift :] if shift else stretched[:0], stretched])

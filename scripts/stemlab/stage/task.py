@@ -95,32 +95,40 @@ def read_token_rows(paths: list[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
     from stemlab.stage.tokens import read_tokens
 
     frame = read_tokens(paths)
-    meta = {k: frame.attrs.get(k) for k in ("sample_rate", "n_codebooks", "cardinality", "frame_rate")}
-    missing = [k for k, v in meta.items() if v is None]
+    meta = dict(frame.attrs.get("tokens") or {})
+    missing = [k for k in ("sample_rate", "n_codebooks", "cardinality", "frame_rate") if meta.get(k) is None]
     if missing:
-        raise StemlabError(f"{paths[0] if paths else 'token shards'}: no {missing[0]} in the token shard metadata; re-run tokenize_stage")
+        raise StemlabError(f"{paths[0]}: no {missing[0]} in the token shard metadata; re-run tokenize_stage")
     return frame, {"sample_rate": int(meta["sample_rate"]), "n_codebooks": int(meta["n_codebooks"]),
                    "cardinality": int(meta["cardinality"]), "frame_rate": float(meta["frame_rate"])}  # fmt: skip
 
 
 def songs_of(frame: pd.DataFrame, target: str) -> list[Song]:
-    """One Song per (corpus, song) that has a `target` row of stem `target`, sorted by key."""
+    """One Song per (corpus, song) that has a `target` row of stem `target`, sorted by key; its context pool
+    is the song's `context` rows plus the `target` rows of the other targets (stemlab.stage.tokens)."""
     out = []
     for (corpus, song), rows in frame.groupby(["corpus", "song"], sort=True):
         tgt = rows[(rows["role"] == "target") & (rows["stem"] == target)]
         if tgt.empty:
             continue
         t = tgt.iloc[0]
-        ctx = rows[rows["role"] == "context"].sort_values("stem")
+        ctx = rows[(rows["role"] == "context") | ((rows["role"] == "target") & (rows["stem"] != target))].sort_values("stem")
         click = rows[rows["role"] == "metronome"]
         out.append(Song(
             key=f"{corpus}/{song}", song=str(song), split=str(t["split"]), target=np.asarray(t["codes"], dtype=np.int64),
             contexts=tuple((str(r.stem), np.asarray(r.codes, dtype=np.int64)) for r in ctx.itertuples()),
             metronome=None if click.empty else np.asarray(click.iloc[0]["codes"], dtype=np.int64),
             beats=np.asarray(t["beats"], dtype=np.float64), downbeats=np.asarray(t["downbeats"], dtype=np.float64),
-            tempo_bpm=float(t["tempo_bpm"]), genre=str(t["genre"]), description=str(t["description"]),
+            tempo_bpm=tempo_of(t["tempo_bpm"], np.asarray(t["beats"], dtype=np.float64)), genre=str(t["genre"]), description=str(t["description"]),
         ))  # fmt: skip
     return out
+
+
+def tempo_of(tempo: Any, beats: np.ndarray) -> float:
+    """The annotated tempo, else the median beat period's (0 when neither is known)."""
+    if tempo is not None and np.isfinite(float(tempo)) and float(tempo) > 0:
+        return float(tempo)
+    return float(60.0 / np.median(np.diff(beats))) if len(beats) > 2 else 0.0
 
 
 def crop(codes: np.ndarray, start: int, frames: int, fill: int) -> np.ndarray:
@@ -171,7 +179,8 @@ class StageTask(Task):
         return {"text": model.text}
 
     def export(self, model: nn.Module) -> dict[str, Any]:
-        return {"codec": dict(self.codec_meta), "max_streams": self.max_streams}
+        return {"codec": dict(self.codec_meta), "max_streams": self.max_streams,
+                "codec_file": str(self.upstream_file(self.settings.codec))}  # what the generate CLI decodes with
 
     def restore(self, export: Mapping[str, Any]) -> None:
         self.codec_meta = dict(export["codec"])
