@@ -202,3 +202,17 @@ def test_heldout_examples_write_one_stem_per_song(trained, tmp_path):
     first = index[1].split(",")[1]
     audio, sr = sf.read(tmp_path / "gen" / first)
     assert sr == fx.SR and len(audio) == int(2.0 * fx.SR)
+
+
+def test_figure_is_byte_deterministic_from_the_rows(trained, tmp_path):
+    from stemlab.evaluate.run import evaluate_job
+    from stemlab.evaluate.summary import summarize
+    from stemlab.stage.figure import plot
+
+    root, job, _ = trained
+    rows = evaluate_job(job, root / "model", tmp_path / "eval")
+    table = summarize(rows, ("target",), draws=100, directions={"beat_f": "higher"})
+    for name in ("a", "b"):
+        plot(table, rows, tmp_path / f"{name}.pdf")
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

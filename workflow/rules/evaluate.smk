@@ -82,3 +82,29 @@ rule relations_examples:
     shell:
         "python -m stemlab.relations examples --models {params.models} --codebooks {input.codebooks} {params.encoder}"
         " --stems-root results/data/stems --pairs {params.pairs} --out {output} > {log} 2>&1"
+
+
+rule generate_stage:
+    input:
+        unpack(stage_generate_inputs),
+    output:
+        directory("results/generated/stage/{target}/seed-{seed}"),
+    log:
+        "logs/evaluate/generate_stage/{target}/seed-{seed}.log",
+    wildcard_constraints:
+        target=STAGE_TARGET_RE,
+        seed=SEED_RE,
+    conda:
+        "../../envs/train.yaml"
+    threads: stage_generate_threads
+    resources:
+        gpu=stage_generate_resource("gpu"),
+        gpu_model=stage_generate_resource("gpu_model"),
+        slurm_partition=stage_generate_resource("slurm_partition"),
+        mem_mb=stage_generate_resource("mem_mb"),
+        runtime=stage_generate_resource("runtime"),
+    params:
+        job=stage_generate_job,
+        model_dir=lambda wildcards, input: str(Path(input.model).parent),
+    shell:
+        "python -m stemlab.stage heldout --config {params.job} --model-dir {params.model_dir} --out {output} > {log} 2>&1"

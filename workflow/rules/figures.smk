@@ -79,3 +79,24 @@ rule figure_mixer:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.mixer.figure --table {input} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_stage:
+    input:
+        table="results/tables/stage.csv",
+        rows=eval_items("stage"),
+    output:
+        pdf=report(
+            "results/figures/stage.pdf",
+            caption="../report/stage.rst",
+            category="Stage accompaniment",
+            labels={"figure": "stage"},
+        ),
+        png="results/figures/stage.png",
+    log:
+        "logs/figures/figure_stage.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.stage.figure --table {input.table} --items {input.rows} --out {output.pdf} > {log} 2>&1"
