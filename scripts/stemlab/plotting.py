@@ -47,8 +47,10 @@ def strip_points(ax, data, x: str, y: str, order: list[str], size: float = 2.5, 
     jitter from numpy's global generator)."""
     import numpy as np
 
-    rng = np.random.default_rng(0)
+    from stemlab.seeding import rng
+
     for i, name in enumerate(order):
         values = np.asarray(data.loc[data[y] == name, x], dtype=float)
-        ax.scatter(values, i + rng.uniform(-spread, spread, len(values)), s=size**2, color="black", alpha=0.6,
+        jitter = rng(0, "strip_points", name).uniform(-spread, spread, len(values))
+        ax.scatter(values, i + jitter, s=size**2, color="black", alpha=0.6,
                    linewidths=0, zorder=3)  # fmt: skip
