@@ -52,6 +52,16 @@ def test_cfg_at_scale_one_is_the_conditional_logits_and_sampling_is_seeded():
     draws = [lm.sample(model, ctx, 5, states, mask, cfg_scale=3.0, top_k=4, generator=torch.Generator().manual_seed(1)) for _ in range(2)]
     assert draws[0].shape == (2, 3, 5) and torch.equal(draws[0], draws[1])
     assert int(draws[0].max()) < 16
+    # Conditioned on exactly the unconditional inputs (all-PAD context, empty prompt), the guided sampler's
+    # two halves give the same logits, so any scale draws what the unguided sampler draws.
+    pad_ctx = torch.full_like(ctx, lm.ABSENT)
+    pad_ctx[:, 0] = model.pad
+    empty, no_text = torch.zeros(2, 1, 8), torch.zeros(2, 1, dtype=torch.bool)
+    unguided, guided = (
+        lm.sample(model, pad_ctx, 5, empty, no_text, cfg_scale=s, top_k=4, generator=torch.Generator().manual_seed(2))
+        for s in (1.0, 3.0)
+    )
+    assert torch.equal(unguided, guided)
 
 
 def test_cached_decoding_equals_the_full_forward():
