@@ -3,7 +3,8 @@
 settings.kind `rvq`: an RVQCodec (stemlab.stage.codec) trained per seed on random crops of the train split's
 active wet stem windows (every stem, mixed to mono, resampled to the codec's rate) of the `settings.window`
 segment tables, loss MR-STFT (spectral convergence + log magnitude, stemlab.train.losses) + the residual VQ's
-commitment loss + `loss.waveform_weight` x L1 on the waveform. settings.kind `encodec`: EnCodec from the
+commitment loss + `loss.waveform_weight` x the waveform's L1 error relative to the batch's L1 norm (scale-free, like
+the spectral convergence; without it the decoder matches magnitudes but not the waveform, so SI-SDR stays far below 0). settings.kind `encodec`: EnCodec from the
 pretrained snapshot `settings.encodec.snapshot` (inputs.pretrained), frozen: the loop runs one no-op step and
 final.pt holds no weights, only the snapshot folder it reads (stemlab.stage.codec.load_codec opens it).
 
@@ -162,7 +163,7 @@ class CodecLoss(nn.Module):
         recon, _, commit = model(wave)
         recon = recon[..., : wave.shape[-1]]
         spectral = self.spectral(recon, wave)
-        l1 = (recon - wave).abs().mean()
+        l1 = (recon - wave).abs().sum() / wave.abs().sum().clamp_min(1e-8)  # relative to the batch's level, like the MR-STFT's spectral convergence
         loss = spectral + commit + self.waveform_weight * l1
         return loss, {"mrstft": float(spectral.detach()), "commit": float(commit.detach()), "l1": float(l1.detach())}
 
