@@ -54,3 +54,21 @@ def strip_points(ax, data, x: str, y: str, order: list[str], size: float = 2.5, 
         jitter = rng(0, "strip_points", name).uniform(-spread, spread, len(values))
         ax.scatter(values, i + jitter, s=size**2, color="black", alpha=0.6,
                    linewidths=0, zorder=3)  # fmt: skip
+
+
+def table_and_items_figure_main(argv, *, prog: str, doc: str | None, table_help: str, items_help: str,
+                                read_inputs, plot) -> int:  # fmt: skip
+    """The command line of a figure drawn from a summary table and evaluation rows:
+    `--table CSV --items PARQUET... --out PDF`; `plot(*read_inputs(table, items), out)`."""
+    import argparse
+
+    from stemlab.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", required=True, help=table_help)
+    parser.add_argument("--items", nargs="+", required=True, help=items_help)
+    parser.add_argument("--out", required=True, help="PDF to write (the PNG goes beside it)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    plot(*read_inputs(args.table, args.items), args.out)
+    return 0

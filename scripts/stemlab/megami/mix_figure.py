@@ -11,7 +11,6 @@ Bottom: the spectrogram panels of the first seed (one row per song, one column p
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
-from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf_and_png, strip_points
+from stemlab.plotting import paper_style, save_pdf_and_png, strip_points, table_and_items_figure_main
 
 KAD = (("kad_clap", "KAD, CLAP space"), ("kad_fx", "KAD, effect-encoder space"))
 MIX_FEATURES = (("mix_centroid_hz", "spectral centroid (Hz)"), ("mix_stereo_width", "stereo width"), ("mix_crest_db", "crest factor (dB)"))
@@ -101,15 +99,8 @@ def plot(table: pd.DataFrame, items: pd.DataFrame, out: str | Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stemlab.megami.mix_figure", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--table", required=True, help="results/tables/megami.csv")
-    parser.add_argument("--items", nargs="+", required=True, help="results/eval/megami/seed-*/items.parquet")
-    parser.add_argument("--out", required=True, help="PDF to write (the PNG goes beside it)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    plot(*read_inputs(args.table, args.items), args.out)
-    return 0
+    return table_and_items_figure_main(argv, prog="python -m stemlab.megami.mix_figure", doc=__doc__, table_help="results/tables/megami.csv",
+                                       items_help="results/eval/megami/seed-*/items.parquet", read_inputs=read_inputs, plot=plot)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ the model heard, the mix- and metronome-conditioned generations and the real ste
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
-from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf_and_png
+from stemlab.plotting import paper_style, save_pdf_and_png, table_and_items_figure_main
 
 METRICS = (("beat_f", "beat F-measure (±70 ms) vs the context's beats"), ("kad_clap", "KAD to real stems, CLAP space"))
 PANELS = ("context", "stage", "stage_metronome", "ground_truth")
@@ -88,15 +86,8 @@ def plot(table: pd.DataFrame, items: pd.DataFrame, out: str | Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stemlab.stage.figure", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--table", required=True, help="results/tables/stage.csv")
-    parser.add_argument("--items", nargs="+", required=True, help="results/eval/stage/.../seed-*/items.parquet")
-    parser.add_argument("--out", required=True, help="PDF to write (the PNG goes beside it)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    plot(*read_inputs(args.table, args.items), args.out)
-    return 0
+    return table_and_items_figure_main(argv, prog="python -m stemlab.stage.figure", doc=__doc__, table_help="results/tables/stage.csv",
+                                       items_help="results/eval/stage/.../seed-*/items.parquet", read_inputs=read_inputs, plot=plot)  # fmt: skip
 
 
 if __name__ == "__main__":
