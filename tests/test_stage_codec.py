@@ -114,6 +114,37 @@ def test_rvq_shapes_exact_lengths_and_round_trip():
         codec.decode(torch.full((1, 3, 2), 16))
 
 
+def test_the_default_codec_loss_fits_a_waveform_in_a_few_steps():
+    """200 Adam steps of the default CodecLoss on eight fixed three-sine mixtures reach a positive-ish SI-SDR through
+    the quantiser. With the MR-STFT's power floored at an absolute 1e-8 its log term compared bins ~130 dB under the
+    signal and pulled the decoder towards silence: SI-SDR -46 dB (l1 1.0) at waveform weight 1 and at 10 alike."""
+    from stemlab.metrics import si_sdr
+    from stemlab.stage.codec_task import CodecLoss, CodecSettings
+
+    settings = CodecSettings.from_config({"kind": "rvq", "sample_rate": 16000, "segment_samples": 3200})
+    r = rng(0, "codec-fit-signals")
+    t = np.arange(1600) / 16000
+    waves = []
+    for _ in range(8):
+        f, a, p = r.uniform(80, 1200, 3), r.uniform(0.05, 0.3, 3), r.uniform(0, 2 * np.pi, 3)
+        waves.append((a[:, None] * np.sin(2 * np.pi * f[:, None] * t + p[:, None])).sum(0))
+    x = torch.tensor(np.stack(waves), dtype=torch.float32)[:, None]
+    torch.manual_seed(0)  # the test's own weights
+    model = RVQCodec(RVQConfig(sample_rate=16000, channels=8, max_channels=32, strides=(4, 4, 5), latent_dim=16, codebooks=2, codebook_size=32))
+    criterion = CodecLoss((256, 64), settings.waveform_weight)
+    opt = torch.optim.Adam(model.parameters(), lr=0.002)
+    for _ in range(200):
+        loss, _ = criterion(model, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recon = model.decode(model.encode(x))[..., :1600]
+    assert np.mean([si_sdr(e.numpy(), y.numpy()) for e, y in zip(recon, x)]) > -10.0
+    with torch.no_grad():  # a reconstruction 30 dB under the signal scores well under the silent one
+        noisy = x + 0.03 * x.std() * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+        assert float(criterion.spectral(noisy, x)) < 0.5 * float(criterion.spectral(torch.zeros_like(x), x))
+
+
 def test_training_lowers_mrstft_and_resumes_to_the_same_weights(corpus, trained, tmp_path, monkeypatch):
     from stemlab.device import seeded_init
     from stemlab.seeding import derive_seed
