@@ -115,9 +115,9 @@ def test_rvq_shapes_exact_lengths_and_round_trip():
 
 
 def test_the_default_codec_loss_fits_a_waveform_in_a_few_steps():
-    """200 Adam steps of the default CodecLoss on eight fixed three-sine mixtures reach a positive-ish SI-SDR through
-    the quantiser. With the MR-STFT's power floored at an absolute 1e-8 its log term compared bins ~130 dB under the
-    signal and pulled the decoder towards silence: SI-SDR -46 dB (l1 1.0) at waveform weight 1 and at 10 alike."""
+    """200 Adam steps of the default CodecLoss on eight fixed drum-like clips (decaying noise bursts over a low sine)
+    reach a usable SI-SDR through the quantiser. The MR-STFT is blind to phase: at the old waveform weight 1 the same
+    fit ends at -11 dB (-39 dB at lr 0.0005), and the demo codec at -24 dB held-out."""
     from stemlab.metrics import si_sdr
     from stemlab.stage.codec_task import CodecLoss, CodecSettings
 
@@ -126,8 +126,8 @@ def test_the_default_codec_loss_fits_a_waveform_in_a_few_steps():
     t = np.arange(1600) / 16000
     waves = []
     for _ in range(8):
-        f, a, p = r.uniform(80, 1200, 3), r.uniform(0.05, 0.3, 3), r.uniform(0, 2 * np.pi, 3)
-        waves.append((a[:, None] * np.sin(2 * np.pi * f[:, None] * t + p[:, None])).sum(0))
+        envelope = np.exp(-(t % r.uniform(0.02, 0.05)) * 60)
+        waves.append(0.2 * envelope * r.standard_normal(1600) + 0.1 * np.sin(2 * np.pi * r.uniform(60, 200) * t))
     x = torch.tensor(np.stack(waves), dtype=torch.float32)[:, None]
     torch.manual_seed(0)  # the test's own weights
     model = RVQCodec(RVQConfig(sample_rate=16000, channels=8, max_channels=32, strides=(4, 4, 5), latent_dim=16, codebooks=2, codebook_size=32))
@@ -139,10 +139,7 @@ def test_the_default_codec_loss_fits_a_waveform_in_a_few_steps():
         loss.backward()
         opt.step()
     recon = model.decode(model.encode(x))[..., :1600]
-    assert np.mean([si_sdr(e.numpy(), y.numpy()) for e, y in zip(recon, x)]) > -10.0
-    with torch.no_grad():  # a reconstruction 30 dB under the signal scores well under the silent one
-        noisy = x + 0.03 * x.std() * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
-        assert float(criterion.spectral(noisy, x)) < 0.5 * float(criterion.spectral(torch.zeros_like(x), x))
+    assert np.mean([si_sdr(e.numpy(), y.numpy()) for e, y in zip(recon, x)]) > -6.0  # -2.6 dB at waveform weight 10
 
 
 def test_training_lowers_mrstft_and_resumes_to_the_same_weights(corpus, trained, tmp_path, monkeypatch):
