@@ -344,9 +344,12 @@ def test_gpu_rules_got_a_gpu(slurm_run):
     for record in gpu_records:
         # Step 0 is the jobstep plugin's `srun` running the rule.
         assert saw.get((record.job_id, "0")) == "0", f"job {record.job_id} ({record.rule}) saw no GPU: {saw}"
-    metas = [json.loads(p.read_text()) for p in (slurm_run.workdir / "results").rglob("meta.json")]
-    trained = [m for m in metas if isinstance(m.get("device"), dict) and "CUDA_VISIBLE_DEVICES" in m["device"]]
-    assert trained, "no training run recorded the GPU it was given (meta.json device.CUDA_VISIBLE_DEVICES)"
+    # Training runs of GPU jobs record the GPU they were given (CPU jobs, e.g. k-means fits, record none).
+    gpu_models = [dict(kv.split("=", 1) for kv in j.wildcards.split(", ")) for j in slurm_run.plan
+                  if j.rule == "train_model" and j.resources.get("gpu", "0") not in ("0", "")]  # fmt: skip
+    assert gpu_models, "no training job asked for a GPU"
+    trained = [json.loads((slurm_run.workdir / f"results/models/{w['model']}/seed-{w['seed']}/meta.json").read_text())
+               for w in gpu_models]  # fmt: skip
     for meta in trained:
         assert meta["device"]["CUDA_VISIBLE_DEVICES"] == "0", meta["device"]
 
