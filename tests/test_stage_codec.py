@@ -114,6 +114,34 @@ def test_rvq_shapes_exact_lengths_and_round_trip():
         codec.decode(torch.full((1, 3, 2), 16))
 
 
+def test_the_default_codec_loss_fits_a_waveform_in_a_few_steps():
+    """200 Adam steps of the default CodecLoss on eight fixed drum-like clips (decaying noise bursts over a low sine)
+    reach a usable SI-SDR through the quantiser. The MR-STFT is blind to phase: at the old waveform weight 1 the same
+    fit ends at -11 dB (-39 dB at lr 0.0005), and the demo codec at -24 dB held-out."""
+    from stemlab.metrics import si_sdr
+    from stemlab.stage.codec_task import CodecLoss, CodecSettings
+
+    settings = CodecSettings.from_config({"kind": "rvq", "sample_rate": 16000, "segment_samples": 3200})
+    r = rng(0, "codec-fit-signals")
+    t = np.arange(1600) / 16000
+    waves = []
+    for _ in range(8):
+        envelope = np.exp(-(t % r.uniform(0.02, 0.05)) * 60)
+        waves.append(0.2 * envelope * r.standard_normal(1600) + 0.1 * np.sin(2 * np.pi * r.uniform(60, 200) * t))
+    x = torch.tensor(np.stack(waves), dtype=torch.float32)[:, None]
+    torch.manual_seed(0)  # the test's own weights
+    model = RVQCodec(RVQConfig(sample_rate=16000, channels=8, max_channels=32, strides=(4, 4, 5), latent_dim=16, codebooks=2, codebook_size=32))
+    criterion = CodecLoss((256, 64), settings.waveform_weight)
+    opt = torch.optim.Adam(model.parameters(), lr=0.002)
+    for _ in range(200):
+        loss, _ = criterion(model, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    recon = model.decode(model.encode(x))[..., :1600]
+    assert np.mean([si_sdr(e.numpy(), y.numpy()) for e, y in zip(recon, x)]) > -6.0  # -2.6 dB at waveform weight 10
+
+
 def test_training_lowers_mrstft_and_resumes_to_the_same_weights(corpus, trained, tmp_path, monkeypatch):
     from stemlab.device import seeded_init
     from stemlab.seeding import derive_seed
