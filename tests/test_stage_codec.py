@@ -96,7 +96,9 @@ def trained(corpus, tmp_path_factory) -> Path:
 
 
 def test_rvq_shapes_exact_lengths_and_round_trip():
-    cfg = RVQConfig.from_dict({**TINY["model"], "sample_rate": 16000, "codebooks": 3, "codebook_size": 16})
+    from stemlab.stage.codec_task import CodecSettings
+
+    cfg = CodecSettings.from_config({**TINY, "quantizer": {"codebooks": 3, "codebook_size": 16}}).rvq
     torch.manual_seed(0)  # the test's own weights
     codec = RVQCodec(cfg).eval()
     assert (codec.hop, codec.frame_rate, codec.n_codebooks, codec.cardinality) == (320, 50.0, 3, 16)
@@ -130,7 +132,8 @@ def test_the_default_codec_loss_fits_a_waveform_in_a_few_steps():
         waves.append(0.2 * envelope * r.standard_normal(1600) + 0.1 * np.sin(2 * np.pi * r.uniform(60, 200) * t))
     x = torch.tensor(np.stack(waves), dtype=torch.float32)[:, None]
     torch.manual_seed(0)  # the test's own weights
-    model = RVQCodec(RVQConfig(sample_rate=16000, channels=8, max_channels=32, strides=(4, 4, 5), latent_dim=16, codebooks=2, codebook_size=32))
+    model = RVQCodec(RVQConfig(sample_rate=16000, channels=8, max_channels=32, strides=(4, 4, 5), latent_dim=16, res_units=1, codebooks=2,
+                                codebook_size=32, decay=0.99, commitment_weight=1.0, dead_code_threshold=2.0))
     criterion = CodecLoss((256, 64), settings.waveform_weight)
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
     for _ in range(200):

@@ -21,7 +21,7 @@ def _one_thread():
 
 def _tiny(card: int = 16, k: int = 3) -> lm.StageLM:
     torch.manual_seed(0)
-    return lm.StageLM(k, card, 8, lm.LMSize(d_model=32, layers=2, heads=4, ffn=64))
+    return lm.StageLM(k, card, 8, lm.LMSize(d_model=32, layers=2, heads=4, ffn=64, dropout=0.0))
 
 
 def test_delay_pattern_shifts_codebook_k_by_k_and_inverts_exactly():

@@ -75,19 +75,19 @@ class Codec(nn.Module):
 
 @dataclass(frozen=True)
 class RVQConfig:
-    """Sizes of an RVQCodec (models.codec.settings: sample_rate, model, quantizer)."""
+    """Sizes of an RVQCodec (models.codec.settings: sample_rate, model, quantizer; defaults in the schema)."""
 
-    sample_rate: int = 32000
-    channels: int = 32
-    max_channels: int = 512
-    strides: tuple[int, ...] = (4, 4, 5, 8)
-    latent_dim: int = 128
-    res_units: int = 1
-    codebooks: int = 4
-    codebook_size: int = 2048
-    decay: float = 0.99
-    commitment_weight: float = 1.0
-    dead_code_threshold: float = 2.0
+    sample_rate: int
+    channels: int
+    max_channels: int
+    strides: tuple[int, ...]
+    latent_dim: int
+    res_units: int
+    codebooks: int
+    codebook_size: int
+    decay: float
+    commitment_weight: float
+    dead_code_threshold: float
     level_channels: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:

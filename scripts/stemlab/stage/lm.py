@@ -42,11 +42,13 @@ ABSENT = -1  # a context stream without a stem at this position
 
 @dataclass(frozen=True)
 class LMSize:
-    d_model: int = 1024
-    layers: int = 24
-    heads: int = 16
-    ffn: int = 4096
-    dropout: float = 0.0
+    """The decoder's sizes (models.stage.settings.model; defaults in the schema)."""
+
+    d_model: int
+    layers: int
+    heads: int
+    ffn: int
+    dropout: float
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> LMSize:
