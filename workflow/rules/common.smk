@@ -462,7 +462,7 @@ def model_resource(job, key):
 
 
 def model_threads(job):
-    return lambda wildcards: model_plan(wildcards).section["resources"][job]["threads"]
+    return lambda wildcards: modelplan.job_threads(config, model_plan(wildcards), job)
 
 
 def output_dir(wildcards, output):
@@ -646,7 +646,7 @@ def cache_resource(key):
 
 
 def cache_threads(wildcards):
-    return model_plans()[wildcards.encoder].section["resources"]["eval"]["threads"]
+    return modelplan.job_threads(config, model_plans()[wildcards.encoder], "eval")
 
 
 def cache_targets():
@@ -719,8 +719,9 @@ def stage_token_resource(key):
 
 
 def stage_token_threads(wildcards):
-    codec = stage_token_plan().codec
-    return model_plans()[codec].section["resources"]["eval"]["threads"]
+    return modelplan.job_threads(
+        config, model_plans()[stage_token_plan().codec], "eval"
+    )
 
 
 def stage_token_targets():
