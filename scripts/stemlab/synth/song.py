@@ -484,6 +484,7 @@ def manifest_row(song: Song) -> dict:
         "roles": ",".join(s["role"] for s in m["stems"]),
         "n_sections": len(m["arrangement"]),
         "attempt": m["attempt"],
+        "composer": m["composer"]["backend"],
         "mix_loudness_lufs": m["mix_loudness_lufs"],
         "seed": m["seed"],
     }
