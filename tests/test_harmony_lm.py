@@ -57,10 +57,10 @@ def write_corpus(root: Path, n_songs: int) -> Path:
     return shard
 
 
-def lm_job(shard: Path, steps: int, size=(8, 32, 1)) -> Job:
+def lm_job(shard: Path, steps: int, size=(8, 32, 1, 0.1)) -> Job:
     loop = {"steps": steps, "batch_size": 16, "lr": 0.01, "warmup_steps": 1, "checkpoint_every": 10,
             "checkpoint_seconds": 0, "keep_checkpoints": 5, "eval_every": 0}  # fmt: skip
-    settings = {"model": dict(zip(("embed", "hidden", "layers"), size)), "max_tokens": 48}
+    settings = {"model": dict(zip(("embed", "hidden", "layers", "dropout"), size)), "max_tokens": 48}
     return Job(model="harmony_lm", task="stemlab.synth.learned.task", seed=1, loop=loop, settings=settings,
                eval={}, inputs=JobInputs(stems=[str(shard)]), device="cpu", cpu_threads=1)  # fmt: skip
 
@@ -112,7 +112,7 @@ def test_a_few_training_steps_reduce_the_loss_on_toy_sequences():
     ids = torch.tensor([vocab.chord_prefix("pop", "major", "verse") + vocab.encode(["I", "V", "vi", "IV"] * 3)] * 4)
     targets = torch.zeros_like(ids, dtype=torch.bool)
     targets[:, 4:] = True
-    model = HarmonyLM(len(vocab), LMSize(8, 16, 1))
+    model = HarmonyLM(len(vocab), LMSize(8, 16, 1, 0.0))
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     first = None
     for _ in range(30):
@@ -126,7 +126,7 @@ def test_a_few_training_steps_reduce_the_loss_on_toy_sequences():
 
 def test_numpy_sampler_matches_the_torch_model():
     torch.manual_seed(1)
-    model = HarmonyLM(len(vocabulary()), LMSize(6, 10, 2)).eval()
+    model = HarmonyLM(len(vocabulary()), LMSize(6, 10, 2, 0.1)).eval()
     ids = torch.tensor([[1, 3, 12, 15, 21, 31, 27]])
     with torch.no_grad():
         expect = model(ids)[0, -1].double().numpy()
@@ -200,15 +200,18 @@ def test_a_learned_composer_needs_a_harmony_lm_file(trained, tmp_path):
 
 
 def test_sampling_gives_the_same_song_in_another_process(trained):
+    # the engine's imports only (no torch): what a synth worker process loads
     code = (
-        "import json, sys; from tests.test_harmony_lm import _score; "
+        "import json, sys; from stemlab.seeding import rng; from stemlab.synth.compose import ComposeParams, compose; "
         "from stemlab.synth.learned.composer import ComposerConfig, load_composer; "
-        "c = load_composer(ComposerConfig('learned', sys.argv[1])); s = _score(7, c); "
+        "c = load_composer(ComposerConfig('learned', sys.argv[1])); "
+        f"s = compose({GENRE_NAMES[7]!r}, ComposeParams((20.0, 30.0), (2, 3)), ['sf.sf2'], lambda *k: rng(3, 7, *k), None, c); "
+        "assert 'torch' not in sys.modules; "
         "print(json.dumps([[x.chord.roman for x in s.chords], [[n.pitch for n in p.notes] for p in s.parts]]))"
     )
     outs = []
     for threads in ("1", "3"):
-        env = {**os.environ, "PYTHONPATH": f"{REPO / 'scripts'}:{REPO}", "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
         proc = subprocess.run([sys.executable, "-c", code, str(trained[1])], env=env, capture_output=True, text=True, cwd=REPO)
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs.append(proc.stdout)

@@ -13,19 +13,22 @@ class LMSize:
     embed: int
     hidden: int
     layers: int
+    dropout: float
 
 
 class HarmonyLM(nn.Module):
     def __init__(self, vocab_size: int, size: LMSize) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, size.embed)
-        self.lstm = nn.LSTM(size.embed, size.hidden, size.layers, batch_first=True)
+        self.lstm = nn.LSTM(size.embed, size.hidden, size.layers, batch_first=True, dropout=size.dropout if size.layers > 1 else 0.0)
+        self.drop = nn.Dropout(size.dropout)
         self.out = nn.Linear(size.hidden, vocab_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(batch, time) token ids -> (batch, time, vocab) logits of the next token."""
-        hidden, _ = self.lstm(self.embed(ids))
-        return self.out(hidden)
+        """(batch, time) token ids -> (batch, time, vocab) logits of the next token (dropout on the
+        embeddings, between layers and on the last layer's output while training)."""
+        hidden, _ = self.lstm(self.drop(self.embed(ids)))
+        return self.out(self.drop(hidden))
 
 
 def masked_nll(logits: torch.Tensor, ids: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

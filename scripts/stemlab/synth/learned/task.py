@@ -52,7 +52,8 @@ class HarmonyLMSettings:
 
         v = settings_section("models", NAME, "settings", section=section)
         m = v["model"]
-        return cls(size=LMSize(embed=int(m["embed"]), hidden=int(m["hidden"]), layers=int(m["layers"])), max_tokens=int(v["max_tokens"]))
+        size = LMSize(embed=int(m["embed"]), hidden=int(m["hidden"]), layers=int(m["layers"]), dropout=float(m["dropout"]))
+        return cls(size=size, max_tokens=int(v["max_tokens"]))
 
 
 def encode(seq: Sequence, max_tokens: int) -> tuple[list[int], int]:
