@@ -197,6 +197,13 @@ def test_a_learned_composer_needs_a_harmony_lm_file(trained, tmp_path):
     with pytest.raises(StemlabError, match="unknown backend"):
         ComposerConfig("neural")
     assert load_composer(ComposerConfig()).record["backend"] == "markov"
+    torch.save({"format": 1, "model": "codec", "state_dict": {"w": torch.zeros(2)}}, tmp_path / "other.pt")
+    with pytest.raises(StemlabError, match="holds model 'codec', not harmony_lm"):
+        load_composer(ComposerConfig("learned", str(tmp_path / "other.pt")))
+    payload = torch.load(trained[1], weights_only=True)
+    torch.save({**payload, "export": {"vocabulary": ["<pad>", "I"]}}, tmp_path / "old.pt")
+    with pytest.raises(StemlabError, match="another token vocabulary"):
+        load_composer(ComposerConfig("learned", str(tmp_path / "old.pt")))
 
 
 def test_sampling_gives_the_same_song_in_another_process(trained):
@@ -258,6 +265,9 @@ def test_learned_songs_record_their_composer_and_keep_their_bytes_across_workers
         cmd = [sys.executable, "-m", "stemlab.synth", "generate", *fast, *extra, "--out", str(tmp_path / out)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
+    import pandas as pd
+
+    assert set(pd.read_parquet(tmp_path / "one" / "manifest.parquet")["composer"]) == {"learned"}
     for sid in ("syn-000000", "syn-000001"):
         meta = json.loads((tmp_path / "one" / sid / "song.json").read_text())
         jsonschema.validate(meta, SONG_SCHEMA)
@@ -267,3 +277,18 @@ def test_learned_songs_record_their_composer_and_keep_their_bytes_across_workers
             files = sorted(p.relative_to(tmp_path / "one" / sid) for p in (tmp_path / "one" / sid).rglob("*") if p.is_file())
             for f in files:
                 assert (tmp_path / "one" / sid / f).read_bytes() == (tmp_path / other / sid / f).read_bytes(), (other, sid, f)
+
+
+@pytest.mark.slow
+def test_the_composer_model_is_a_shard_input_and_not_one_of_this_run(tmp_path):
+    from tests.workflow_utils import snakemake_in
+
+    learned = {"synth": {"composer": {"backend": "learned", "model": "resources/lm/final.pt"}}}
+    out = snakemake_in(tmp_path, learned, "synth", "-n")
+    assert out.returncode != 0 and "resources/lm/final.pt" in out.stdout + out.stderr  # missing: an input
+    (tmp_path / "resources" / "lm").mkdir(parents=True)
+    (tmp_path / "resources" / "lm" / "final.pt").write_bytes(b"x")
+    assert snakemake_in(tmp_path, learned, "synth", "-n").returncode == 0
+    own = {"synth": {"composer": {"backend": "learned", "model": "results/models/harmony_lm/seed-1/final.pt"}}}
+    out = snakemake_in(tmp_path, own, "synth", "-n")
+    assert out.returncode != 0 and "a model of this run is trained on the corpus it would compose" in out.stdout + out.stderr

@@ -3,7 +3,10 @@
 `markov` (the default) is the engine's second-order chord grammar and scale-degree chain; `learned` is a
 harmony LM (models.harmony_lm) sampled with the numpy sampler from the song's own derived generators,
 restricted to the genre grammar's chords and to steps that stay in the melody's range, so every later
-stage (parts, annotations, gates) sees the same vocabulary. `record` is what song.json keeps (`composer`).
+stage (parts, annotations, gates) sees the same vocabulary. The form of a progression stays the
+engine's (harmony.section_progression: a loop tiled over the section, a turnaround, the tonic last, and a
+section's first chord by the grammar's start rule); the LM draws every other chord, and every step of the
+melody's walk. `record` is what song.json keeps (`composer`).
 """
 
 from __future__ import annotations

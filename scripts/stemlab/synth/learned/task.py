@@ -196,6 +196,9 @@ class HarmonyLMTask(Task):
         nll, acc = masked_nll(model(ids.to(device)), ids.to(device), targets.to(device))
         return {"valid_nll": float(nll), "valid_acc": float(acc)}
 
+    def meta(self, model: nn.Module) -> dict[str, Any]:
+        return {"train_sequences": len(self.train_items), "valid_sequences": len(self.valid_items)}
+
     def export(self, model: nn.Module) -> dict[str, Any]:
         return {"vocabulary": list(vocabulary().tokens)}
 
