@@ -103,6 +103,12 @@ def test_corpus_sequences_are_read_from_song_folders(tmp_path):
     assert {s.split for s in seqs} == {"train", "valid", "test"}
     with pytest.raises(StemlabError, match="stem shard folder not found"):
         corpus_sequences([tmp_path / "missing"])
+    from stemlab.train.registry import task_class
+
+    job = lm_job(shard, 1)
+    task = task_class(job.model, job.task)(Job(**{**job.__dict__, "inputs": JobInputs()}))
+    with pytest.raises(StemlabError, match="needs corpora \\[synthetic\\] and a window"):
+        task.setup()
 
 
 def test_a_few_training_steps_reduce_the_loss_on_toy_sequences():

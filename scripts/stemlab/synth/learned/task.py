@@ -166,7 +166,11 @@ class HarmonyLMTask(Task):
     def setup(self) -> None:
         self.train_items = self.split("train")
         if not self.train_items:
-            raise StemlabError(f"model {NAME}: no chord or melody sequences in the train split of {', '.join(self.job.inputs.stems) or 'no stem shards'}; enable the synthetic corpus (models.{NAME}.inputs.corpora)")
+            where = ", ".join(self.job.inputs.stems) or "no stem shards"
+            raise StemlabError(
+                f"model {NAME}: no chord or melody sequences in the train split of {where}; models.{NAME}.inputs "
+                "needs corpora [synthetic] and a window (e.g. windows: [megami]) that brings their stem folders"
+            )
         self.valid_items = self.split("valid")
 
     def identity(self) -> dict[str, Any]:
