@@ -224,12 +224,23 @@ def test_sampling_gives_the_same_song_in_another_process(trained):
     )
     outs = []
     for threads in ("1", "3"):
-        env = {**os.environ, "PYTHONPATH": str(REPO / "scripts"), "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
-        proc = subprocess.run([sys.executable, "-c", code, str(trained[1])], env=env, capture_output=True, text=True, cwd=REPO)
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO / "scripts"),
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(trained[1])], env=env, capture_output=True, text=True, cwd=REPO
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         outs.append(proc.stdout)
     s = _score(7, load_composer(ComposerConfig("learned", str(trained[1]))))
-    assert outs[0] == outs[1] == json.dumps([[x.chord.roman for x in s.chords], [[n.pitch for n in p.notes] for p in s.parts]]) + "\n"
+    assert (
+        outs[0]
+        == outs[1]
+        == json.dumps([[x.chord.roman for x in s.chords], [[n.pitch for n in p.notes] for p in s.parts]]) + "\n"
+    )
 
 
 def test_evaluation_rows_compare_the_lm_markov_and_unigram(trained, tmp_path):
@@ -257,7 +268,9 @@ def test_batches_mask_the_context_tokens():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file(), reason="needs Debian fluid-soundfont-gm")
+@pytest.mark.skipif(
+    not Path("/usr/share/sounds/sf2/FluidR3_GM.sf2").is_file(), reason="needs Debian fluid-soundfont-gm"
+)
 def test_learned_songs_record_their_composer_and_keep_their_bytes_across_workers(trained, tmp_path):
     import jsonschema
 
@@ -280,9 +293,15 @@ def test_learned_songs_record_their_composer_and_keep_their_bytes_across_workers
         assert meta["composer"]["backend"] == "learned" and meta["composer"]["model"] == "final.pt"
         assert len(meta["composer"]["sha256"]) == 64
         for other in ("two", "shard") if sid == "syn-000001" else ("two",):
-            files = sorted(p.relative_to(tmp_path / "one" / sid) for p in (tmp_path / "one" / sid).rglob("*") if p.is_file())
+            files = sorted(
+                p.relative_to(tmp_path / "one" / sid) for p in (tmp_path / "one" / sid).rglob("*") if p.is_file()
+            )
             for f in files:
-                assert (tmp_path / "one" / sid / f).read_bytes() == (tmp_path / other / sid / f).read_bytes(), (other, sid, f)
+                assert (tmp_path / "one" / sid / f).read_bytes() == (tmp_path / other / sid / f).read_bytes(), (
+                    other,
+                    sid,
+                    f,
+                )
 
 
 @pytest.mark.slow
@@ -297,4 +316,23 @@ def test_the_composer_model_is_a_shard_input_and_not_one_of_this_run(tmp_path):
     assert snakemake_in(tmp_path, learned, "synth", "-n").returncode == 0
     own = {"synth": {"composer": {"backend": "learned", "model": "results/models/harmony_lm/seed-1/final.pt"}}}
     out = snakemake_in(tmp_path, own, "synth", "-n")
-    assert out.returncode != 0 and "a model of this run is trained on the corpus it would compose" in out.stdout + out.stderr
+    assert (
+        out.returncode != 0
+        and "a model of this run is trained on the corpus it would compose" in out.stdout + out.stderr
+    )
+
+
+def test_the_validity_table_has_a_row_per_composer_backend():
+    import pandas as pd
+
+    from stemlab.synth import validity
+
+    roles = validity.ValidityParams().roles
+    rows = []
+    for k, backend in enumerate(["markov", "learned", "learned"]):
+        row = {"genre": "pop", "time_signature": "4/4", "composer": backend, "beat_f": 0.5 + 0.2 * k}
+        row |= {f"{r}_{c}": 4 for r in roles for c in ("notes", "correct")} | {f"{r}_unvoiced": 0 for r in roles}
+        rows.append(row)
+    table = validity.summarize(pd.DataFrame(rows), roles).set_index("group")
+    assert table.loc["composer=learned", "n_songs"] == 2 and table.loc["composer=markov", "n_songs"] == 1
+    assert table.loc["composer=learned", "beat_f"] == pytest.approx(0.8)

@@ -49,7 +49,9 @@ class ComposerConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise StemlabError(f"synth.composer.backend: unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}")
+            raise StemlabError(
+                f"synth.composer.backend: unknown backend {self.backend!r}; use one of {', '.join(BACKENDS)}"
+            )
 
 
 class MarkovComposer:
@@ -65,7 +67,9 @@ class MarkovComposer:
 class LearnedWalk(gen.ScaleWalk):
     """The melody's scale walk with steps drawn from the LM (conditioned on genre and mode)."""
 
-    def __init__(self, lm: NumpyLM, prefix: list[int], tonic: int, mode: str, lo: int, hi: int, steps: dict[int, float]):
+    def __init__(
+        self, lm: NumpyLM, prefix: list[int], tonic: int, mode: str, lo: int, hi: int, steps: dict[int, float]
+    ):
         super().__init__(tonic, mode, lo, hi, steps)
         self.lm, self.prefix = lm, prefix
         vocab = vocabulary()
@@ -123,14 +127,20 @@ def load_composer(config: ComposerConfig) -> MarkovComposer | LearnedComposer:
     if config.backend == "markov":
         return MARKOV
     if not config.model:
-        raise StemlabError("synth.composer.model: the learned backend needs a harmony_lm final.pt (results/models/harmony_lm/seed-<s>/final.pt)")
+        raise StemlabError(
+            "synth.composer.model: the learned backend needs a harmony_lm final.pt (results/models/harmony_lm/seed-<s>/final.pt)"
+        )
     from stemlab.download.fetch import sha256_file
     from stemlab.synth.learned.weights import read_final_numpy
 
     payload = read_final_numpy(config.model)
     if payload.get("model") != MODEL_NAME:
-        raise StemlabError(f"{config.model}: holds model {payload.get('model')!r}, not {MODEL_NAME}; point synth.composer.model at a harmony_lm final.pt")
+        raise StemlabError(
+            f"{config.model}: holds model {payload.get('model')!r}, not {MODEL_NAME}; point synth.composer.model at a harmony_lm final.pt"
+        )
     tokens = tuple((payload.get("export") or {}).get("vocabulary") or ())
     if tokens != vocabulary().tokens:
-        raise StemlabError(f"{config.model}: trained on another token vocabulary than this engine's; retrain models.harmony_lm")
+        raise StemlabError(
+            f"{config.model}: trained on another token vocabulary than this engine's; retrain models.harmony_lm"
+        )
     return LearnedComposer(config.model, NumpyLM(payload["state_dict"]), sha256_file(config.model))

@@ -20,7 +20,9 @@ class HarmonyLM(nn.Module):
     def __init__(self, vocab_size: int, size: LMSize) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, size.embed)
-        self.lstm = nn.LSTM(size.embed, size.hidden, size.layers, batch_first=True, dropout=size.dropout if size.layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            size.embed, size.hidden, size.layers, batch_first=True, dropout=size.dropout if size.layers > 1 else 0.0
+        )
         self.drop = nn.Dropout(size.dropout)
         self.out = nn.Linear(size.hidden, vocab_size)
 

@@ -37,7 +37,13 @@ class NumpyLM:
         self.layers = []
         k = 0
         while f"lstm.weight_ih_l{k}" in w:
-            self.layers.append((w[f"lstm.weight_ih_l{k}"], w[f"lstm.weight_hh_l{k}"], w[f"lstm.bias_ih_l{k}"] + w[f"lstm.bias_hh_l{k}"]))
+            self.layers.append(
+                (
+                    w[f"lstm.weight_ih_l{k}"],
+                    w[f"lstm.weight_hh_l{k}"],
+                    w[f"lstm.bias_ih_l{k}"] + w[f"lstm.bias_hh_l{k}"],
+                )
+            )
             k += 1
         self.out_w, self.out_b = w["out.weight"], w["out.bias"]
         self.hidden = self.layers[0][1].shape[1]

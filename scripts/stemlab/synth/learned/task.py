@@ -52,14 +52,20 @@ class HarmonyLMSettings:
 
         v = settings_section("models", NAME, "settings", section=section)
         m = v["model"]
-        size = LMSize(embed=int(m["embed"]), hidden=int(m["hidden"]), layers=int(m["layers"]), dropout=float(m["dropout"]))
+        size = LMSize(
+            embed=int(m["embed"]), hidden=int(m["hidden"]), layers=int(m["layers"]), dropout=float(m["dropout"])
+        )
         return cls(size=size, max_tokens=int(v["max_tokens"]))
 
 
 def encode(seq: Sequence, max_tokens: int) -> tuple[list[int], int]:
     """(prefix + content ids truncated to max_tokens, prefix length)."""
     vocab = vocabulary()
-    prefix = vocab.chord_prefix(seq.genre, seq.mode, seq.section) if seq.kind == "chords" else vocab.melody_prefix(seq.genre, seq.mode)
+    prefix = (
+        vocab.chord_prefix(seq.genre, seq.mode, seq.section)
+        if seq.kind == "chords"
+        else vocab.melody_prefix(seq.genre, seq.mode)
+    )
     return (prefix + vocab.encode(seq.tokens))[:max_tokens], len(prefix)
 
 
@@ -133,7 +139,11 @@ def sequence_rows(seq: Sequence, lm: NumpyLM, unigram: Unigram) -> list[dict]:
         else:
             markov = markov_step_probs(seq, index)
             index += int(token.removeprefix("step"))
-        for system, p in (("harmony_lm", masked_probs(state.logits, allowed)), ("markov", markov), ("unigram", unigram.probs(names))):
+        for system, p in (
+            ("harmony_lm", masked_probs(state.logits, allowed)),
+            ("markov", markov),
+            ("unigram", unigram.probs(names)),
+        ):
             scores[system].append((-float(np.log(p[k])), int(np.argmax(p)) == k))
         state = lm.step(state, vocab.id(token))
     kind = "chord" if seq.kind == "chords" else "melody"
@@ -186,7 +196,9 @@ class HarmonyLMTask(Task):
             yield batch_tensors([self.train_items[int(i)] for i in picks], self.settings.max_tokens)
             index += 1
 
-    def loss(self, model: nn.Module, batch: Any, generator: torch.Generator) -> tuple[torch.Tensor, Mapping[str, float]]:
+    def loss(
+        self, model: nn.Module, batch: Any, generator: torch.Generator
+    ) -> tuple[torch.Tensor, Mapping[str, float]]:
         ids, targets = (t.to(next(model.parameters()).device) for t in batch)
         nll, acc = masked_nll(model(ids), ids, targets)
         return nll, {"nll": float(nll.detach()), "acc": float(acc)}
@@ -209,7 +221,9 @@ class HarmonyLMTask(Task):
     def evaluate(self, model: nn.Module, payload: Mapping[str, Any], out_dir: Path) -> pd.DataFrame:
         test = self.split("test")
         if not test:
-            raise StemlabError(f"model {NAME}: no chord or melody sequences in the test split; generate more synthetic songs (synth.songs)")
+            raise StemlabError(
+                f"model {NAME}: no chord or melody sequences in the test split; generate more synthetic songs (synth.songs)"
+            )
         lm = NumpyLM({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
         unigram = Unigram(self.split("train"))
         max_items = self.job.eval.get("max_items")

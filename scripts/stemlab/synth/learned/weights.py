@@ -35,7 +35,9 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
     if not size:
         return storage[offset].copy()
     itemsize = storage.itemsize
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride))
+    view = np.lib.stride_tricks.as_strided(
+        storage[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
+    )
     return np.array(view)
 
 
@@ -65,7 +67,9 @@ def read_final_numpy(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The payload of a final.pt with every tensor a numpy array; one-line errors for a bad file."""
     path = Path(path)
     if not path.is_file():
-        raise StemlabError(f"{path}: model file not found; train it first (snakemake train, or python -m stemlab.train)")
+        raise StemlabError(
+            f"{path}: model file not found; train it first (snakemake train, or python -m stemlab.train)"
+        )
     try:
         with zipfile.ZipFile(path) as archive:
             pkl = next(n for n in archive.namelist() if n.endswith("/data.pkl"))
@@ -75,7 +79,9 @@ def read_final_numpy(path: str | os.PathLike[str]) -> dict[str, Any]:
                     raise StemlabError(f"{path}: a big-endian model file; re-save it on a little-endian machine")
             payload = _Unpickler(io.BytesIO(archive.read(pkl)), archive, root).load()
     except (zipfile.BadZipFile, StopIteration, pickle.UnpicklingError, KeyError, ValueError, EOFError) as exc:
-        raise StemlabError(f"{path}: cannot read the model file ({type(exc).__name__}: {exc}); re-run its train_model job") from exc
+        raise StemlabError(
+            f"{path}: cannot read the model file ({type(exc).__name__}: {exc}); re-run its train_model job"
+        ) from exc
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise StemlabError(f"{path}: not a stemlab model file; point synth.composer.model at a harmony_lm final.pt")
     return payload
