@@ -72,6 +72,21 @@ def synth_soundfont_downloads():
     return [soundfont_file(s) for s in config["synth"]["soundfonts"] if s in names]
 
 
+def synth_composer_model():
+    """The learned composer's final.pt (synth.composer.model), an input of every shard job. A model
+    this run trains lies under results/models/ and reads this run's synthetic corpus: a cycle.
+    """
+    c = config["synth"]["composer"]
+    if c["backend"] != "learned" or not c["model"]:
+        return []
+    if Path(c["model"]).parts[:2] == ("results", "models"):
+        raise ValueError(
+            f"synth.composer.model {c['model']}: a model of this run is trained on the corpus it would "
+            "compose (a cycle); copy a final.pt of an earlier run elsewhere (e.g. resources/) and point at it"
+        )
+    return [c["model"]]
+
+
 def synth_workers():
     return int(config["synth"]["workers"])
 
