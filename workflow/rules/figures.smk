@@ -100,3 +100,115 @@ rule figure_stage:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.stage.figure --table {input.table} --items {input.rows} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_clap_retrieval:
+    input:
+        table="results/tables/clap.csv",
+        code=figure_code("paper/clap_figure.py"),
+    output:
+        pdf=report(
+            "results/figures/clap_retrieval.pdf",
+            caption="../report/clap_retrieval.rst",
+            category="CLAP",
+            labels={"figure": "clap_retrieval"},
+        ),
+        png="results/figures/clap_retrieval.png",
+    log:
+        "logs/figures/figure_clap_retrieval.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.paper.clap_figure --table {input.table} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_fx_encoder_probe:
+    input:
+        table="results/tables/fx_encoder.csv",
+        code=figure_code("paper/fx_probe_figure.py"),
+    output:
+        pdf=report(
+            "results/figures/fx_encoder_probe.pdf",
+            caption="../report/fx_encoder_probe.rst",
+            category="MEGAMI",
+            labels={"figure": "fx_encoder_probe"},
+        ),
+        png="results/figures/fx_encoder_probe.png",
+    log:
+        "logs/figures/figure_fx_encoder_probe.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.paper.fx_probe_figure --table {input.table} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_synth_validity:
+    input:
+        table="results/tables/synth_validity.csv",
+        songs="results/tables/synth_validity_songs.csv",
+        targets=paper_file("targets.yaml"),
+        code=figure_code("paper/validity_figure.py"),
+    output:
+        pdf=report(
+            "results/figures/synth_validity.pdf",
+            caption="../report/synth_validity.rst",
+            category="synthetic data",
+            labels={"figure": "synth_validity"},
+        ),
+        png="results/figures/synth_validity.png",
+    log:
+        "logs/figures/figure_synth_validity.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.paper.validity_figure --table {input.table} --songs {input.songs} "
+        "--targets {input.targets} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_training_curves:
+    input:
+        logs=training_logs(),
+        code=figure_code("paper/training_figure.py"),
+    output:
+        pdf=report(
+            "results/figures/training_curves.pdf",
+            caption="../report/training_curves.rst",
+            category="Training",
+            labels={"figure": "training_curves"},
+        ),
+        png="results/figures/training_curves.png",
+    log:
+        "logs/figures/figure_training_curves.log",
+    localrule: True
+    conda:
+        "../../envs/figures.yaml"
+    shell:
+        "python -m stemlab.paper.training_figure --logs {input.logs} --out {output.pdf} > {log} 2>&1"
+
+
+rule figure_rulegraph:
+    input:
+        snakefile=workflow_snakefile(),
+        rules=rulegraph_sources(),
+    output:
+        pdf=report(
+            "results/figures/rulegraph.pdf",
+            caption="../report/rulegraph.rst",
+            category="Workflow",
+            labels={"figure": "rulegraph"},
+        ),
+        png="results/figures/rulegraph.png",
+        dot="results/figures/rulegraph.dot",
+    log:
+        "logs/figures/figure_rulegraph.log",
+    localrule: True
+    conda:
+        "../../envs/paper.yaml"
+    params:
+        configfiles=rulegraph_configfiles(),
+    shell:
+        "python -m stemlab.paper.rulegraph --snakefile {input.snakefile} "
+        "--configfile {params.configfiles} --out {output.pdf} > {log} 2>&1"

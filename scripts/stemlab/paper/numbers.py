@@ -4,7 +4,8 @@ rebuilds only its numbers and the PDF), and the index numbers.tex that inputs th
 For every row of a table (stemlab.paper.tables; name = stemlab.paper.tables.macro_base):
     \\<name>      the mean            \\<name>Low, \\<name>High   its 95 % interval    \\<name>CI   "mean [low, high]"
 and for every target the table has (workflow/paper/targets.yaml), on the system's row:
-    \\<name>Meets "yes"/"no"         \\<name>Ref  the reference (the baseline's mean or the threshold)
+    \\<name>Meets "yes"/"no"   \\<name>Ref  the reference value (the baseline's mean or the threshold)
+    \\<name>RefName  the baseline's name or the threshold
 plus \\sl<Table>TargetsMet ("m of n") and \\sl<Table>Seeds (the number of seeds). The text uses them through
 \\val{<name without sl>}, which numbers.tex defines: a number missing from this configuration prints n/a.
 
@@ -54,7 +55,7 @@ def table_macros(table: pd.DataFrame, targets: Sequence[Mapping]) -> dict[str, s
         k = seen[base] = seen.get(base, 0) + 1
         suffix = "" if k == 1 else camel(str(k))  # a second target on the same row
         put(base + "Meets" + suffix, r["meets_target"] or "n/a")
-        put(base + "Ref" + suffix, fmt(r["reference_mean"]) if r["target"].startswith("beats") else escape(r["target"]))
+        put(base + "Ref" + suffix, fmt(r["reference_mean"]))
         put(base + "RefName" + suffix, escape(r["reference"]))
     if len(met):
         put("sl" + camel(name) + "TargetsMet", f"{int((met['meets_target'] == 'yes').sum())} of {len(met)}")

@@ -73,15 +73,17 @@ def _wide(raw: pd.DataFrame, path: Path, name: str, key: str, n: str) -> pd.Data
     """A table with one row per `key` and one numeric column per metric, as the long frame."""
     if key not in raw.columns:
         raise StemlabError(f"{path}: lacks the column {key}; re-run the rule that makes it")
-    metrics = [c for c in raw.columns if c not in (key, n) and pd.api.types.is_numeric_dtype(raw[c])]
-    long = raw.melt(id_vars=[key] + ([n] if n in raw else []), value_vars=metrics, var_name="metric", value_name="mean")
+    metrics = [c for c in raw.columns if c != key and pd.api.types.is_numeric_dtype(raw[c])]
+    long = raw.assign(_n=raw[n] if n in raw else float("nan")).melt(
+        id_vars=[key, "_n"], value_vars=metrics, var_name="metric", value_name="mean"
+    )
     long = long.dropna(subset=["mean"])
     return pd.DataFrame({
         "table": name,
         "system": long[key].astype(str),
         "metric": long["metric"],
         "cell": "",
-        "n": long[n] if n in long else float("nan"),
+        "n": long["_n"],
         "n_seeds": float("nan"),
         "mean": long["mean"].astype(float),
         "ci95_low": float("nan"),
