@@ -108,6 +108,7 @@ SYNTH_MANIFEST = "results/synth/manifest.parquet"
 SYNTH_ANALYSIS_TARGETS = [
     "results/tables/synth_validity.csv",
     "results/figures/synth_distributions.pdf",
+    "results/figures/synth_distributions.png",
 ]
 
 
@@ -139,7 +140,11 @@ def data_targets():
         ]
         targets.append(f"results/data/splits/{corpus}.parquet")
     if targets:
-        targets += ["results/tables/corpora.csv", "results/figures/corpora.pdf"]
+        targets += [
+            "results/tables/corpora.csv",
+            "results/figures/corpora.pdf",
+            "results/figures/corpora.png",
+        ]
     return targets
 
 
@@ -349,7 +354,10 @@ SEED_RE = "[0-9]+"
 # figures of a model that have their own rule in figures.smk, and other outputs of its own rules
 # ({seed}: one per seed of the model, {first_seed}: its first seed; megami's mixes of the first seed: mixes.smk)
 MODEL_FIGURES = {
-    "fxprocessor": ["results/figures/fxprocessor_eval.pdf"],
+    "fxprocessor": [
+        "results/figures/fxprocessor_eval.pdf",
+        "results/figures/fxprocessor_eval.png",
+    ],
     "relations": [
         "results/figures/relations.pdf",
         "results/figures/relations.png",

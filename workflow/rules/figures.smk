@@ -3,27 +3,30 @@
 
 rule figure_fxprocessor_eval:
     input:
-        eval_items("fxprocessor"),
+        rows=eval_items("fxprocessor"),
+        code=figure_code("megami/figure.py"),
     output:
-        report(
+        pdf=report(
             "results/figures/fxprocessor_eval.pdf",
             caption="../report/fxprocessor_eval.rst",
             category="MEGAMI",
             labels={"figure": "fxprocessor_eval"},
         ),
+        png="results/figures/fxprocessor_eval.png",
     log:
         "logs/figures/figure_fxprocessor_eval.log",
     localrule: True
     conda:
         "../../envs/figures.yaml"
     shell:
-        "python -m stemlab.megami.figure --items {input} --out {output} > {log} 2>&1"
+        "python -m stemlab.megami.figure --items {input.rows} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_megami_mix:
     input:
         table="results/tables/megami.csv",
         rows=eval_items("megami"),
+        code=figure_code("megami/mix_figure.py"),
     output:
         pdf=report(
             "results/figures/megami_mix.pdf",
@@ -43,7 +46,8 @@ rule figure_megami_mix:
 
 rule figure_relations:
     input:
-        eval_items("relations"),
+        rows=eval_items("relations"),
+        code=figure_code("relations/figure.py"),
     output:
         pdf=report(
             "results/figures/relations.pdf",
@@ -58,12 +62,13 @@ rule figure_relations:
     conda:
         "../../envs/figures.yaml"
     shell:
-        "python -m stemlab.relations.figure --items {input} --out {output.pdf} > {log} 2>&1"
+        "python -m stemlab.relations.figure --items {input.rows} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_mixer:
     input:
-        "results/tables/mixer.csv",
+        table="results/tables/mixer.csv",
+        code=figure_code("mixer/figure.py"),
     output:
         pdf=report(
             "results/figures/mixer.pdf",
@@ -78,13 +83,14 @@ rule figure_mixer:
     conda:
         "../../envs/figures.yaml"
     shell:
-        "python -m stemlab.mixer.figure --table {input} --out {output.pdf} > {log} 2>&1"
+        "python -m stemlab.mixer.figure --table {input.table} --out {output.pdf} > {log} 2>&1"
 
 
 rule figure_stage:
     input:
         table="results/tables/stage.csv",
         rows=eval_items("stage"),
+        code=figure_code("stage/figure.py"),
     output:
         pdf=report(
             "results/figures/stage.pdf",
