@@ -203,7 +203,7 @@ rule figure_rulegraph:
         pdf=report(
             "results/figures/rulegraph.pdf",
             caption="../report/rulegraph.rst",
-            category="Workflow",
+            category="Rule graph",
             labels={"figure": "rulegraph"},
         ),
         png="results/figures/rulegraph.png",
