@@ -4,7 +4,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm
+# fluidsynth: the synth engine; graphviz: the rule-graph figure; latexmk + TeX Live base/recommended: the paper (~170 MB with graphviz)
+APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm graphviz latexmk texlive-latex-base \
+	texlive-latex-recommended texlive-fonts-recommended
 APT_TEST := slurmctld slurmd slurm-client munge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)

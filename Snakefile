@@ -28,6 +28,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/mixes.smk"
 include: "workflow/rules/stage.smk"
+include: "workflow/rules/paper.smk"
 
 
 rule all:

@@ -72,3 +72,29 @@ def table_and_items_figure_main(argv, *, prog: str, doc: str | None, table_help:
     setup_logging()
     plot(*read_inputs(args.table, args.items), args.out)
     return 0
+
+
+def ci_bars(ax, rows, categories: list[str], label: str, offset: float = 0.0, width: float = 0.8,
+            key: str = "system", horizontal: bool = False, **style) -> None:  # fmt: skip
+    """Bars of `rows["mean"]` at the positions of `categories` (matched on `rows[key]`), whiskers from the
+    table's ci95_low/ci95_high (a missing category draws nothing; a missing interval no whisker)."""
+    import numpy as np
+
+    rows = rows.set_index(key).reindex(categories)
+    pos = np.arange(len(categories)) + offset
+    err = np.vstack([rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]]).clip(min=0)
+    err = np.nan_to_num(err, nan=0.0)
+    if horizontal:
+        ax.barh(pos, rows["mean"], height=width, xerr=err, capsize=2, label=label, **style)
+    else:
+        ax.bar(pos, rows["mean"], width=width, yerr=err, capsize=2, label=label, **style)
+
+
+def grouped_ci_bars(ax, table, groups: list[str], hues: list[str], group_key: str = "metric", hue_key: str = "system",
+                    horizontal: bool = False) -> None:  # fmt: skip
+    """One bar per (group, hue) of a long table: groups along the axis, hues side by side, CI whiskers."""
+    width = 0.8 / max(1, len(hues))
+    for k, hue in enumerate(hues):
+        rows = table[table[hue_key] == hue]
+        ci_bars(ax, rows, groups, hue, offset=(k - (len(hues) - 1) / 2) * width, width=width, key=group_key,
+                horizontal=horizontal, color=f"C{k}")  # fmt: skip

@@ -123,6 +123,7 @@ SYNTH_MANIFEST = "results/synth/manifest.parquet"
 SYNTH_ANALYSIS_TARGETS = [
     "results/tables/synth_validity.csv",
     "results/figures/synth_distributions.pdf",
+    "results/figures/synth_distributions.png",
 ]
 
 
@@ -154,7 +155,11 @@ def data_targets():
         ]
         targets.append(f"results/data/splits/{corpus}.parquet")
     if targets:
-        targets += ["results/tables/corpora.csv", "results/figures/corpora.pdf"]
+        targets += [
+            "results/tables/corpora.csv",
+            "results/figures/corpora.pdf",
+            "results/figures/corpora.png",
+        ]
     return targets
 
 
@@ -364,7 +369,10 @@ SEED_RE = "[0-9]+"
 # figures of a model that have their own rule in figures.smk, and other outputs of its own rules
 # ({seed}: one per seed of the model, {first_seed}: its first seed; megami's mixes of the first seed: mixes.smk)
 MODEL_FIGURES = {
-    "fxprocessor": ["results/figures/fxprocessor_eval.pdf"],
+    "fxprocessor": [
+        "results/figures/fxprocessor_eval.pdf",
+        "results/figures/fxprocessor_eval.png",
+    ],
     "relations": [
         "results/figures/relations.pdf",
         "results/figures/relations.png",
@@ -376,6 +384,14 @@ MODEL_FIGURES = {
     ],
     "mixer": ["results/figures/mixer.pdf", "results/figures/mixer.png"],
     "stage": ["results/figures/stage.pdf", "results/figures/stage.png"],
+    "clap": [
+        "results/figures/clap_retrieval.pdf",
+        "results/figures/clap_retrieval.png",
+    ],
+    "fx_encoder": [
+        "results/figures/fx_encoder_probe.pdf",
+        "results/figures/fx_encoder_probe.png",
+    ],
 }
 
 
@@ -568,6 +584,7 @@ def figure_targets():
             )
         )
         + stage_generated_targets()
+        + PAPER_FIGURES
     )
 
 
@@ -602,6 +619,7 @@ def all_targets():
         + figure_targets()
         + cache_targets()
         + stage_token_targets()
+        + paper_targets()
     )
 
 
@@ -795,3 +813,93 @@ def stage_generated_targets():
         for cell in plan.cells
     ]
     return [f"results/generated/stage/{t}/seed-{plan.seeds[0]}" for t in targets]
+
+
+# --------------------------------------------------------------------------- paper
+# (figures.smk, paper.smk) The benchmark table, the numbers the text quotes (one file per result table, so
+# that editing a table rebuilds only its numbers and the PDF), the paper's own figures and the PDF.
+PAPER_FIGURES = [
+    "results/figures/synth_validity.pdf",
+    "results/figures/synth_validity.png",
+    "results/figures/training_curves.pdf",
+    "results/figures/training_curves.png",
+    "results/figures/rulegraph.pdf",
+    "results/figures/rulegraph.png",
+]
+PAPER_DIR = Path(workflow.basedir) / "workflow" / "paper"
+
+
+def paper_file(name):
+    """A file of workflow/paper/ (the text, the targets), wherever the run's --directory is."""
+    return str(PAPER_DIR / name)
+
+
+def paper_tables():
+    """The result tables the benchmark reads: the annotation validity and every model's summary."""
+    return ["results/tables/synth_validity.csv"] + [
+        modelplan.summary_table(name) for name in model_plans()
+    ]
+
+
+def paper_number_tables():
+    """Names of the tables whose numbers the text quotes (results/paper/numbers/<name>.tex)."""
+    names = [Path(t).stem for t in paper_tables()]
+    return names + (["corpora"] if data_corpora() else [])
+
+
+def paper_corpora():
+    """JSON word: table -> the corpus (and split) its rows were measured on."""
+    validity = config["synth"]["validity"]["splits"]
+    corpora = {"synth_validity": f"synthetic ({'+'.join(validity)})"}
+    for name, plan in model_plans().items():
+        corpora[name] = "+".join(plan.corpora) + " (test)"
+    return json_word(corpora)
+
+
+def training_logs():
+    """train_log.csv of every (model, grid cell, seed)."""
+    return [
+        f"{modelplan.model_dir(key, seed)}/train_log.csv"
+        for plan in model_plans().values()
+        for key in plan.keys()
+        for seed in plan.seeds
+    ]
+
+
+def rulegraph_configfiles():
+    """The run's --configfile files (absolute), for the rule graph's own snakemake call."""
+    return " ".join(
+        shlex.quote(str(Path(f).resolve())) for f in workflow.overwrite_configfiles
+    )
+
+
+def paper_figures():
+    """Every figure PDF of this configuration (the paper includes those it names)."""
+    figures = [t for t in figure_targets() if t.endswith(".pdf")]
+    figures += [t for t in synth_targets() + data_targets() if t.endswith(".pdf")]
+    return list(dict.fromkeys(figures))
+
+
+def paper_targets():
+    return [
+        "results/tables/benchmark.csv",
+        "results/tables/benchmark.tex",
+        "results/paper/numbers.tex",
+        "results/paper/paper.pdf",
+    ]
+
+
+def figure_code(module):
+    """A figure's plotting module and the style module (inputs: editing either reruns the figure)."""
+    scripts = Path(workflow.basedir) / "scripts" / "stemlab"
+    return [str(scripts / module), str(scripts / "plotting.py")]
+
+
+def workflow_snakefile():
+    return str(Path(workflow.basedir) / "Snakefile")
+
+
+def rulegraph_sources():
+    """The rule files (editing one can change the rule graph)."""
+    rules = Path(workflow.basedir) / "workflow" / "rules"
+    return sorted(str(p) for p in rules.glob("*.smk"))

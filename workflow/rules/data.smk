@@ -154,18 +154,20 @@ rule corpora_table:
 
 rule corpora_figure:
     input:
-        "results/tables/corpora.csv",
+        table="results/tables/corpora.csv",
+        code=figure_code("data/figure.py"),
     output:
-        report(
+        pdf=report(
             "results/figures/corpora.pdf",
             caption="../report/corpora.rst",
             category="Data",
             labels={"figure": "corpora"},
         ),
+        png="results/figures/corpora.png",
     log:
         "logs/data/corpora_figure.log",
     localrule: True
     conda:
         "../../envs/figures.yaml"
     shell:
-        "python -m stemlab.data.figure --table {input} --out {output} > {log} 2>&1"
+        "python -m stemlab.data.figure --table {input.table} --out {output.pdf} > {log} 2>&1"

@@ -101,13 +101,15 @@ rule synth_figure:
     input:
         songs="results/synth/songs.parquet",
         stems="results/synth/stems.parquet",
+        code=figure_code("synth/figure.py"),
     output:
-        report(
+        pdf=report(
             "results/figures/synth_distributions.pdf",
             caption="../report/synth_distributions.rst",
             category="synthetic data",
             labels={"figure": "synth_distributions"},
         ),
+        png="results/figures/synth_distributions.png",
     log:
         "logs/synth/synth_figure.log",
     localrule: True
@@ -115,7 +117,7 @@ rule synth_figure:
         "../../envs/figures.yaml"
     shell:
         "python -m stemlab.synth.figure --songs {input.songs} --stems {input.stems} "
-        "--out {output} > {log} 2>&1"
+        "--out {output.pdf} > {log} 2>&1"
 
 
 rule synth_export:

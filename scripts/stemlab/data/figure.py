@@ -13,7 +13,7 @@ import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf
+from stemlab.plotting import paper_style, save_pdf_and_png
 from stemlab.taxonomy import STEMS
 
 SPLIT_COLORS = {"train": "C0", "valid": "C1", "test": "C2"}
@@ -47,7 +47,7 @@ def plot(table: pd.DataFrame, out: str | Path) -> None:
     axes[1].set_xticklabels(axes[1].get_xticklabels(), rotation=40, ha="right")
     axes[1].set_ylabel("")
     fig.tight_layout()
-    save_pdf(fig, out)
+    save_pdf_and_png(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf
+from stemlab.plotting import paper_style, save_pdf_and_png
 
 METRICS = (
     ("mrstft", "MR-STFT distance (lower is better)"),
@@ -68,7 +68,7 @@ def plot(frame: pd.DataFrame, out: str | Path) -> None:
     fig.suptitle(f"FxProcessor vs baselines on the test split ({n} windows per system over {seeds} seeds; diamonds: means)",
                  fontsize=10)  # fmt: skip
     fig.tight_layout()
-    save_pdf(fig, out)
+    save_pdf_and_png(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
+from stemlab.plotting import ci_bars as bars
 from stemlab.plotting import paper_style, save_pdf_and_png
 
 PANELS = (
@@ -33,13 +33,6 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if missing or table.empty:
         raise StemlabError(f"{path}: not a model table (lacks {', '.join(sorted(missing)) or 'rows'}); re-run summarize_model for mixer")
     return table
-
-
-def bars(ax, rows: pd.DataFrame, systems: Sequence[str], label: str, offset: float = 0.0, width: float = 0.8, **style) -> None:
-    rows = rows.set_index("system").reindex(systems)
-    x = np.arange(len(systems)) + offset
-    err = np.vstack([rows["mean"] - rows["ci95_low"], rows["ci95_high"] - rows["mean"]]).clip(min=0)
-    ax.bar(x, rows["mean"], width=width, yerr=err, capsize=2, label=label, **style)
 
 
 def plot(table: pd.DataFrame, out: str | Path) -> None:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from stemlab.errors import StemlabError, run_cli
 from stemlab.logs import setup_logging
-from stemlab.plotting import paper_style, save_pdf
+from stemlab.plotting import paper_style, save_pdf_and_png
 
 SONG_COLUMNS = ("song_id", "genre", "tempo_bpm", "key", "mode", "duration_s")
 STEM_COLUMNS = ("song_id", "category", "loudness_lufs")
@@ -92,7 +92,7 @@ def _draw(plt, sns, songs, stems, genres, tonics, categories, stems_per_song, ou
 
     fig.suptitle(f"synthetic dataset: {len(songs)} songs, {len(stems)} stems")
     fig.tight_layout()
-    save_pdf(fig, out)
+    save_pdf_and_png(fig, out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
