@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm
-APT_TEST := slurmctld slurmd slurm-client munge
+APT_TEST := slurmctld slurmd slurm-client munge chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
 
@@ -41,9 +41,10 @@ $(STAMP): requirements.txt pyproject.toml
 	rm -f $(VENV)/.stamp-*
 	touch $@
 
-## run: set up, then the whole demo DAG on this machine
+## run: set up, then the whole demo DAG on this machine and its report (results/report.zip)
 run: setup
 	$(PY) -m snakemake --profile profiles/local all
+	$(PY) -m snakemake --profile profiles/local --report results/report.zip
 
 ## test: set up (incl. SLURM packages), then the full test suite
 test: setup-test

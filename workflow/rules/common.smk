@@ -812,7 +812,9 @@ def restore_targets():
 def bundle_tables(wildcards=None):
     """Every table of results/tables the DAG makes (the bundled ones, and those a restored run compares)."""
     return [
-        t for t in all_targets() if t.startswith("results/tables/") and t.endswith(".csv")
+        t
+        for t in all_targets()
+        if t.startswith("results/tables/") and t.endswith(".csv")
     ]
 
 
@@ -828,5 +830,12 @@ def config_digest(wildcards):
 
 def download_bundle_args(wildcards):
     src = restore_plan()
-    args = ["--url", src.url, "--sha256", src.sha256, "--staging", bundle_source.STAGING]
+    args = [
+        "--url",
+        src.url,
+        "--sha256",
+        src.sha256,
+        "--staging",
+        bundle_source.STAGING,
+    ]
     return " ".join(shlex.quote(a) for a in args)

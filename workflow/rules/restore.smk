@@ -33,7 +33,11 @@ rule restore_model:
             caption="../report/train_log.rst",
             category="Training",
             subcategory="{model}",
-            labels={"model": "{model}", "seed": "{seed}", "log": "training (restored)"},
+            labels={
+                "model": "{model}",
+                "seed": "{seed}",
+                "log": "training (restored)",
+            },
         ),
         meta="results/models/{model}/seed-{seed}/meta.json",
     log:
