@@ -19,6 +19,7 @@ from stemlab.bundle.restore import restore_model
 from stemlab.bundle.source import restore_source
 from stemlab.errors import StemlabError
 from tests.download_server import FileServer
+from tests.workflow_utils import REPO, SMOKE, load_rules
 
 SETTINGS = {"width": 4, "model": {"depth": 2}}
 LOOP = {"steps": 4, "lr": 0.001, "workers": 1, "checkpoint_every": 2}
@@ -208,3 +209,21 @@ def test_read_manifest_reads_only_the_head(run_dir, tmp_path):
     pack(run_dir, "a.tar", "cfg")
     bad = _rewrite(tmp_path / "a.tar", tmp_path / "bad.tar", lambda n, d: _flip(d) if n.endswith(".pt") else d)
     assert sorted(read_manifest(bad).files) == sorted(run_dir)  # the members are checked when used
+
+
+def test_restore_rules_have_envs_logs_and_their_imports(tmp_path):
+    """test_envs checks the rules of the smoke config; these exist only with restore.url set."""
+    import yaml
+
+    from stemlab import envcheck
+
+    config = yaml.safe_load(SMOKE.read_text()) | {"restore": {"url": "http://127.0.0.1:1/b.tar", "sha256": "0" * 64}}
+    (tmp_path / "restore.yaml").write_text(yaml.safe_dump(config))
+    rules = {r.name: r for r in load_rules(configfile=tmp_path / "restore.yaml")}
+    assert "train_model" not in rules and {"download_bundle", "restore_model", "check_restored_tables"} <= set(rules)
+    problems = []
+    for name in ("download_bundle", "restore_model", "check_restored_tables", "bundle"):
+        r = rules[name]
+        problems += envcheck.check_rule(r.name, r.conda_env, r.has_log, envcheck.rule_entry_modules(r.shellcmd),
+                                        REPO / "scripts")
+    assert problems == []
