@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 # fluidsynth: the synth engine; graphviz: the rule-graph figure; latexmk + TeX Live base/recommended: the paper (~170 MB with graphviz)
 APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm graphviz latexmk texlive-latex-base \
 	texlive-latex-recommended texlive-fonts-recommended
-APT_TEST := slurmctld slurmd slurm-client munge
+# chromium: the report test opens the report in a headless browser
+APT_TEST := slurmctld slurmd slurm-client munge chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.stamp-$(shell cat requirements.txt pyproject.toml | sha256sum | cut -c1-12)
 
@@ -43,9 +44,10 @@ $(STAMP): requirements.txt pyproject.toml
 	rm -f $(VENV)/.stamp-*
 	touch $@
 
-## run: set up, then the whole demo DAG on this machine
+## run: set up, then the whole demo DAG on this machine and its report (results/report.zip)
 run: setup
 	$(PY) -m snakemake --profile profiles/local all
+	$(PY) -m snakemake --profile profiles/local --report results/report.zip
 
 ## test: set up (incl. SLURM packages), then the full test suite
 test: setup-test

@@ -22,7 +22,19 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/download.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
+
+
+# the models are trained, or restored from a released bundle (config restore.url): one of the two
+if restoring():
+
+    include: "workflow/rules/restore.smk"
+
+else:
+
+    include: "workflow/rules/train.smk"
+
+
+include: "workflow/rules/bundle.smk"
 include: "workflow/rules/cache.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"

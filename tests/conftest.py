@@ -29,3 +29,16 @@ def smoke_run(tmp_path_factory) -> Path:
     if out.returncode != 0:
         pytest.fail(f"smoke DAG failed (see {workdir}/snakemake.out):\n{(out.stdout + out.stderr)[-6000:]}")
     return workdir
+
+
+@pytest.fixture(scope="session")
+def smoke_report(smoke_run) -> Path:
+    """`snakemake --report results/report.zip` of the smoke run (what `make run` does after the DAG)."""
+    report = smoke_run / "results" / "report.zip"
+    out = snakemake(
+        "--report", str(report), "--snakefile", str(REPO / "Snakefile"), "--directory", str(smoke_run),
+        "--configfile", str(REPO / "config" / "smoke.yaml"),
+    )
+    if out.returncode != 0:
+        pytest.fail(f"snakemake --report failed:\n{(out.stdout + out.stderr)[-4000:]}")
+    return report

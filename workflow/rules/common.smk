@@ -620,6 +620,7 @@ def all_targets():
         + cache_targets()
         + stage_token_targets()
         + paper_targets()
+        + restore_targets()
     )
 
 
@@ -903,3 +904,62 @@ def rulegraph_sources():
     """The rule files (editing one can change the rule graph)."""
     rules = Path(workflow.basedir) / "workflow" / "rules"
     return sorted(str(p) for p in rules.glob("*.smk"))
+
+
+# --------------------------------------------------------------------------- bundle, restore
+# (bundle.smk, restore.smk) `snakemake bundle` packs the trained models and the tables; with restore.url
+# set the Snakefile includes restore.smk instead of train.smk, so no model is trained: restore_model
+# writes each model's files from the downloaded bundle and every other rule runs as usual.
+import hashlib  # noqa: E402
+
+from stemlab.bundle import source as bundle_source  # noqa: E402
+
+BUNDLE_TAR = bundle_source.BUNDLE
+BUNDLE_TAR_SHA256 = bundle_source.BUNDLE_SHA256
+RESTORED_TAR = bundle_source.RESTORED
+RESTORE_TABLES_CHECK = bundle_source.TABLES_CHECK
+
+
+def restore_plan():
+    """The bundle to restore (url, sha256) from the validated config, or None: train the models."""
+    return bundle_source.restore_source(config)
+
+
+def restoring():
+    return restore_plan() is not None
+
+
+def restore_targets():
+    return [RESTORE_TABLES_CHECK] if restoring() else []
+
+
+def bundle_tables(wildcards=None):
+    """Every table of results/tables the DAG makes (the bundled ones, and those a restored run compares)."""
+    return [
+        t
+        for t in all_targets()
+        if t.startswith("results/tables/") and t.endswith(".csv")
+    ]
+
+
+def bundle_inputs(wildcards):
+    return {"models": train_targets(), "tables": bundle_tables()}
+
+
+def config_digest(wildcards):
+    """sha256 of the validated config (recorded in the bundle's manifest)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def download_bundle_args(wildcards):
+    src = restore_plan()
+    args = [
+        "--url",
+        src.url,
+        "--sha256",
+        src.sha256,
+        "--staging",
+        bundle_source.STAGING,
+    ]
+    return " ".join(shlex.quote(a) for a in args)

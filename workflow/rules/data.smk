@@ -142,7 +142,12 @@ rule corpora_table:
     input:
         data_split_tables(),
     output:
-        "results/tables/corpora.csv",
+        report(
+            "results/tables/corpora.csv",
+            caption="../report/corpora_table.rst",
+            category="Data",
+            labels={"table": "corpora"},
+        ),
     log:
         "logs/data/corpora_table.log",
     localrule: True

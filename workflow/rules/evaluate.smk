@@ -41,7 +41,7 @@ rule summarize_model:
         report(
             "results/tables/{model}.csv",
             caption="../report/model_table.rst",
-            category="Models",
+            category="Evaluation",
             subcategory="{model}",
             labels={"model": "{model}", "table": "summary"},
         ),

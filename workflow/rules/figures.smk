@@ -160,7 +160,7 @@ rule figure_synth_validity:
         pdf=report(
             "results/figures/synth_validity.pdf",
             caption="../report/synth_validity.rst",
-            category="synthetic data",
+            category="Synthetic data",
             labels={"figure": "synth_validity"},
         ),
         png="results/figures/synth_validity.png",

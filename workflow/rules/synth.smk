@@ -60,7 +60,12 @@ rule synth_validity:
     input:
         SYNTH_MANIFEST,
     output:
-        table="results/tables/synth_validity.csv",
+        table=report(
+            "results/tables/synth_validity.csv",
+            caption="../report/synth_validity_table.rst",
+            category="Synthetic data",
+            labels={"table": "synth_validity"},
+        ),
         songs="results/tables/synth_validity_songs.csv",
     log:
         "logs/synth/synth_validity.log",
@@ -106,7 +111,7 @@ rule synth_figure:
         pdf=report(
             "results/figures/synth_distributions.pdf",
             caption="../report/synth_distributions.rst",
-            category="synthetic data",
+            category="Synthetic data",
             labels={"figure": "synth_distributions"},
         ),
         png="results/figures/synth_distributions.png",

@@ -2,7 +2,8 @@
 # One rule trains every model of config `models:` per seed through its task (stemlab.train.run): it
 # checkpoints to <model>/seed-<s>/checkpoints/ every N steps, every M seconds and on SIGTERM/SIGUSR1
 # (SLURM preemption), and a re-run resumes from the newest checkpoint. Checkpoints are not outputs, so
-# Snakemake keeps them when a job fails or is requeued.
+# Snakemake keeps them when a job fails or is requeued. With config restore.url set, restore.smk is
+# included instead: restore_model writes the same files from a released bundle.
 
 
 rule train_model:
@@ -10,7 +11,13 @@ rule train_model:
         unpack(model_train_inputs),
     output:
         weights="results/models/{model}/seed-{seed}/final.pt",
-        log_csv="results/models/{model}/seed-{seed}/train_log.csv",
+        log_csv=report(
+            "results/models/{model}/seed-{seed}/train_log.csv",
+            caption="../report/train_log.rst",
+            category="Training",
+            subcategory="{model}",
+            labels={"model": "{model}", "seed": "{seed}", "log": "training"},
+        ),
         meta="results/models/{model}/seed-{seed}/meta.json",
     log:
         "logs/train/train_model/{model}/seed-{seed}.log",
