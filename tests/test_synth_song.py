@@ -109,7 +109,7 @@ def test_song_json_contract(songs):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, SONG_SCHEMA)
         for key in ("id", "corpus", "split", "sample_rate", "n_frames", "genre", "tempo_bpm", "time_signature", "key",
-                    "mode", "swing", "beats", "downbeats", "arrangement", "chords", "stems", "mix", "mix_loudness_lufs",
+                    "mode", "swing", "beats", "downbeats", "beat_positions", "tatums", "metrical_levels", "tap_pulse", "arrangement", "chords", "stems", "mix", "mix_loudness_lufs",
                     "master_fx", "quality", "attempt", "versions", "render"):
             assert key in meta, key
         assert meta["corpus"] == "synthetic" and meta["id"] == song_dir.name

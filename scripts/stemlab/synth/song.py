@@ -37,7 +37,7 @@ from stemlab.synth.midi import part_midi
 from stemlab.synth.render import BLOCK, Renderer
 from stemlab.synth.score import Score
 from stemlab.synth.theory import key_name
-from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
+from stemlab.synth.timing import PPQ, TAP_LEVEL, beat_positions, beat_ticks, downbeat_ticks, metrical_levels, tatum_ticks
 
 log = logging.getLogger("stemlab.synth")
 OUTPUTS = ("mix", "stems", "dry", "midi")
@@ -241,6 +241,10 @@ def annotate(score: Score) -> dict:
         "music_end_s": _r6(sec(end)),
         "beats": [_r6(sec(t)) for t in beat_ticks(m, end)],
         "downbeats": [_r6(sec(t)) for t in downbeat_ticks(m, end)],
+        "beat_positions": beat_positions(m, end),
+        "tatums": [_r6(sec(t)) for t in tatum_ticks(m, score.swing, end)],
+        "metrical_levels": metrical_levels(m),
+        "tap_pulse": TAP_LEVEL,
         "arrangement": arrangement,
         "chords": chords,
     }
