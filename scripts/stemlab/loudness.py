@@ -1,5 +1,5 @@
 """Integrated loudness (ITU-R BS.1770-4) exactly as pyloudnorm defines it (its K-weighting filters,
-blocks and gates), computed ~3x faster: both filters in one sosfilt pass over contiguous channels and
+blocks and gates), computed ~4x faster: both filters in one sosfilt pass (stereo as one complex signal L + iR) and
 block energies from cumulative sums. A test checks agreement with pyloudnorm.Meter.integrated_loudness.
 
 The one loudness meter of the project: the synthetic engine, the canonical-stem build and features,
@@ -51,24 +51,32 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float:
         x = x[:, None]
     n, channels = x.shape
     sos, gain = _sos(int(sr))
-    y = sosfilt(sos, x.T, axis=-1)  # one float64 copy, (channels, frames)
+    if channels == 2:
+        # L + iR in one complex pass: the real coefficients keep the channels apart (the same numbers as
+        # two real passes) at ~2/3 of their cost, and the power yL^2 + yR^2 (both gains are 1) is what
+        # the gates sum; the interleaved (re, im) pairs are one row with every frame boundary doubled
+        c = np.ascontiguousarray(x, dtype=np.float64).view(np.complex128)[:, 0]
+        y = sosfilt(sos, c).view(np.float64)[None, :]
+        rows, width, g = 1, 2, np.ones((1, 1))
+    else:
+        y = sosfilt(sos, x.T, axis=-1)  # one float64 copy, (channels, frames)
+        rows, width, g = channels, 1, np.array(CHANNEL_GAINS[:channels])[:, None]
     y *= gain
     t_g = meter.block_size
     step = 1.0 - meter.overlap
     n_blocks = int(np.round(((n / sr - t_g) / (t_g * step)))) + 1
     j = np.arange(n_blocks)
-    lo = (t_g * (j * step) * sr).astype(np.int64)
-    hi = np.minimum((t_g * (j * step + 1) * sr).astype(np.int64), n)
+    lo = (t_g * (j * step) * sr).astype(np.int64) * width
+    hi = np.minimum((t_g * (j * step + 1) * sr).astype(np.int64), n) * width
     np.square(y, out=y)
     # energy between consecutive block edges in one pass, then block sums from their cumulative sum
     edges = np.unique(np.concatenate([lo, hi, [0]]))
-    edges = edges[edges < n]
-    seg = np.add.reduceat(y, edges, axis=-1) if len(edges) else np.zeros((channels, 0))
-    csum = np.zeros((channels, len(edges) + 1))
+    edges = edges[edges < n * width]
+    seg = np.add.reduceat(y, edges, axis=-1) if len(edges) else np.zeros((rows, 0))
+    csum = np.zeros((rows, len(edges) + 1))
     np.cumsum(seg, axis=-1, out=csum[:, 1:])
     pos = np.searchsorted(edges, lo), np.searchsorted(edges, hi)
-    z = (csum[:, pos[1]] - csum[:, pos[0]]) / (t_g * sr)  # (channels, blocks)
-    g = np.array(CHANNEL_GAINS[:channels])[:, None]
+    z = (csum[:, pos[1]] - csum[:, pos[0]]) / (t_g * sr)  # (rows, blocks)
     with np.errstate(divide="ignore", invalid="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10(np.sum(g * z, axis=0))
         gated = block_lufs >= ABSOLUTE_GATE
@@ -76,5 +84,5 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float:
             return float("-inf")
         relative = -0.691 + 10.0 * np.log10(np.sum(g[:, 0] * z[:, gated].mean(axis=1))) - 10.0
         keep = (block_lufs > relative) & (block_lufs > ABSOLUTE_GATE)
-        z_avg = np.nan_to_num(z[:, keep].mean(axis=1)) if keep.any() else np.zeros(channels)
+        z_avg = np.nan_to_num(z[:, keep].mean(axis=1)) if keep.any() else np.zeros(rows)
         return float(-0.691 + 10.0 * np.log10(np.sum(g[:, 0] * z_avg)))

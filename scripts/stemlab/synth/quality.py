@@ -26,7 +26,7 @@ class QualityConfig:
     max_span: int = 36  # semitones a bass, melody or counter-melody may span
     clip_level: float = 1.0  # a sample at or above this magnitude would clip on writing
     silence_dbfs: float = -60.0  # RMS a stem must exceed in every section where it plays
-    max_dc: float = 0.005  # |mean| of any channel of a wet stem or the mix
+    max_dc: float = 0.005  # |mean| of any channel of a dry or wet stem or the mix
 
     @classmethod
     def from_config(cls, section: Mapping | None) -> QualityConfig:
@@ -124,7 +124,7 @@ def audio(
     mix: np.ndarray,
     cfg: QualityConfig,
 ) -> tuple[list[str], dict]:
-    """Clipping (dry, wet, mix), silence and DC (wet, mix). `stats[stem][kind]` holds signal_stats of
+    """Clipping and DC (dry, wet, mix), silence (wet, mix). `stats[stem][kind]` holds signal_stats of
     the unquantised dry and wet stems (quantising would hide clipping); `wet` is used for silence."""
     reasons: list[str] = []
     metrics: dict = {"stems": {}}
@@ -138,7 +138,7 @@ def audio(
             if peak >= cfg.clip_level:
                 reasons.append(f"{kind} stem {name} clips (peak {peak:.3f})")
             m[f"{kind}_dc"] = round(dc, 6)
-            if kind == "wet" and dc > cfg.max_dc:  # dry DC is the soundfont's sample data: recorded only
+            if dc > cfg.max_dc:  # the dry stems come DC-blocked from render.remove_dc
                 reasons.append(f"{kind} stem {name} has DC offset {dc:.4f}")
         quietest = None
         w = wet[name]

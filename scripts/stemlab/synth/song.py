@@ -34,7 +34,7 @@ from stemlab.synth.compose import ComposeParams, compose
 from stemlab.synth.genres import GENRE_NAMES, GENRES
 from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
-from stemlab.synth.render import BLOCK, Renderer
+from stemlab.synth.render import BLOCK, DC_CUTOFF_HZ, Renderer, remove_dc
 from stemlab.synth.score import Score
 from stemlab.synth.theory import key_name
 from stemlab.synth.timing import PPQ, TAP_LEVEL, beat_positions, beat_ticks, downbeat_ticks, metrical_levels, tatum_ticks
@@ -326,7 +326,7 @@ class SongMaker:
         side = 1.0 if rng("pan").random() < 0.5 else -1.0
         dry, pres, stats, stems_meta = {}, {}, {}, []
         for part in score.parts:
-            raw = self.renderer.render(score, part, n_frames)
+            raw = remove_dc(self.renderer.render(score, part, n_frames), sr)
             stats[part.name] = {"dry": quality.signal_stats(raw)}
             dry[part.name] = quantize24(raw)  # the wet stem is made from exactly what dry/<stem>.flac holds
             del raw
@@ -431,6 +431,7 @@ class SongMaker:
                 "block_frames": BLOCK,
                 "max_onset_error_ms": round(BLOCK / 2 / sr * 1000, 3),
                 "tail_s": s.tail_s,
+                "dc_blocker_hz": DC_CUTOFF_HZ,
                 "format": "FLAC PCM_24",
             },
             "quality": {
