@@ -193,6 +193,13 @@ def test_fast_loudness_matches_pyloudnorm():
         ref = pyloudnorm.Meter(SR).integrated_loudness(x)
         assert abs(integrated_loudness(x.astype(np.float32), SR) - ref) < 1e-4
     assert integrated_loudness(np.zeros((SR, 2), np.float32), SR) == float("-inf")
+    # one block; edges ending a chunk of segments exactly (16 x 100 ms + the 400 ms block); long; mono
+    for n in (17_641, 4410 * 16 + 17_640, 4410 * 16 * 3 + 1234, 2_000_000):
+        x = rng.standard_normal((n, 2)) * 0.1 * (1.0 + np.sin(np.arange(n) / 5000.0))[:, None]
+        x[:, 1] *= 0.3
+        ref = pyloudnorm.Meter(SR).integrated_loudness(x)
+        assert abs(integrated_loudness(x.astype(np.float32), SR) - ref) < 1e-4, n
+        assert abs(integrated_loudness(x[:, 0].astype(np.float32), SR) - pyloudnorm.Meter(SR).integrated_loudness(x[:, 0])) < 1e-4
 
 
 def _mido_reference(score: Score, part: Part, title: str) -> bytes:
