@@ -88,6 +88,8 @@ CASES = {
             ("quality", "max_span"): 30,
             ("quality", "silence_dbfs"): -70.0,
             ("quality", "max_dc"): 0.01,
+            ("composer", "backend"): "learned",
+            ("composer", "model"): "results/models/harmony_lm/seed-1/final.pt",
         },
     ),
     "synth.quality": (

@@ -55,3 +55,17 @@ def test_bad_keys_and_grids_are_one_line_errors():
     config = _config(up={"task": "m.up", "grid": {"k": [1, 2]}}, down={"task": "m.down", "inputs": {"upstream": ["up"]}})
     with pytest.raises(StemlabError, match="grid key 'k'"):
         modelplan.model_plans(config, ["synthetic"])
+
+
+def test_a_job_reserves_at_least_the_torch_threads_it_runs_with():
+    res = {"train": {"threads": 1}, "eval": {"threads": 4}}
+    config = _config(
+        plain={"task": "m.plain", "resources": res},
+        small={"task": "m.small", "resources": res, "settings": {"torch_threads": 1}},
+    )
+    config["train"]["cpu_threads"] = 2
+    plans = modelplan.model_plans(config, ["synthetic"])
+    # a 1-thread reservation of a job running 2 torch threads would put two such jobs on 2 cores at once
+    assert modelplan.job_threads(config, plans["plain"], "train") == 2
+    assert modelplan.job_threads(config, plans["plain"], "eval") == 4
+    assert modelplan.job_threads(config, plans["small"], "train") == 1

@@ -255,6 +255,16 @@ def input_files(inputs: Mapping[str, Any]) -> dict[str, list[str]]:
     }
 
 
+def job_threads(config: Mapping[str, Any], plan: ModelPlan, job: str) -> int:
+    """The cores a model's `job` (train or eval) reserves: its resources' threads, and never fewer than the
+    torch threads it runs with (the model's settings.torch_threads where it has one, else
+    train.cpu_threads), so that jobs side by side do not oversubscribe the cores. The torch threads stay
+    what the config says (CPU results depend on them); only the reservation follows."""
+    reserved = int(plan.section["resources"][job]["threads"])
+    torch_threads = (plan.section.get("settings") or {}).get("torch_threads") or config["train"]["cpu_threads"]
+    return max(reserved, int(torch_threads))
+
+
 def job_config(
     config: Mapping[str, Any], plan: ModelPlan, seed: int, inputs: Mapping[str, Any], kind: str, cell: str = ""
 ) -> str:

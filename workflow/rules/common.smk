@@ -72,6 +72,21 @@ def synth_soundfont_downloads():
     return [soundfont_file(s) for s in config["synth"]["soundfonts"] if s in names]
 
 
+def synth_composer_model():
+    """The learned composer's final.pt (synth.composer.model), an input of every shard job. A model
+    this run trains lies under results/models/ and reads this run's synthetic corpus: a cycle.
+    """
+    c = config["synth"]["composer"]
+    if c["backend"] != "learned" or not c["model"]:
+        return []
+    if Path(c["model"]).parts[:2] == ("results", "models"):
+        raise ValueError(
+            f"synth.composer.model {c['model']}: a model of this run is trained on the corpus it would "
+            "compose (a cycle); copy a final.pt of an earlier run elsewhere (e.g. resources/) and point at it"
+        )
+    return [c["model"]]
+
+
 def synth_workers():
     return int(config["synth"]["workers"])
 
@@ -462,7 +477,7 @@ def model_resource(job, key):
 
 
 def model_threads(job):
-    return lambda wildcards: model_plan(wildcards).section["resources"][job]["threads"]
+    return lambda wildcards: modelplan.job_threads(config, model_plan(wildcards), job)
 
 
 def output_dir(wildcards, output):
@@ -646,7 +661,7 @@ def cache_resource(key):
 
 
 def cache_threads(wildcards):
-    return model_plans()[wildcards.encoder].section["resources"]["eval"]["threads"]
+    return modelplan.job_threads(config, model_plans()[wildcards.encoder], "eval")
 
 
 def cache_targets():
@@ -719,8 +734,9 @@ def stage_token_resource(key):
 
 
 def stage_token_threads(wildcards):
-    codec = stage_token_plan().codec
-    return model_plans()[codec].section["resources"]["eval"]["threads"]
+    return modelplan.job_threads(
+        config, model_plans()[stage_token_plan().codec], "eval"
+    )
 
 
 def stage_token_targets():

@@ -10,6 +10,7 @@
 rule synth_shard:
     input:
         synth_soundfont_downloads(),
+        synth_composer_model(),
     output:
         directory("results/synth/shards/{shard}"),
     log:

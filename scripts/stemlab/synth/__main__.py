@@ -2,6 +2,7 @@
 
     python -m stemlab.synth generate --seed 42 --count 10 --out DIR [--start N] [--genre jazz ...]
                                      [--workers N] [--outputs mix,stems,dry,midi] [...]
+                                     [--composer learned --composer-model results/models/harmony_lm/seed-1/final.pt]
     python -m stemlab.synth generate --shard shard-00003 --songs 20000 --shard-size 100 --out DIR
     python -m stemlab.synth generate --config SYNTH_JSON --shard shard-00003 --out DIR   (the synth_shard rule)
     python -m stemlab.synth manifest --out results/synth/manifest.parquet SHARD_DIR ...
@@ -76,6 +77,7 @@ def generate_config(args: argparse.Namespace) -> dict:
         "duration": {"min_s": args.min_duration, "max_s": args.max_duration},
         "other_parts": {"min": args.min_parts, "max": args.max_parts},
         "quality": _quality(args.quality) if args.quality else {},
+        "composer": {"backend": args.composer, "model": args.composer_model},
     }
     for key, values in nested.items():
         given = {k: v for k, v in values.items() if v is not None}
@@ -155,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--splits", default=None,
                    help=f"split fractions (default {','.join(f'{k}={v}' for k, v in d.splits)})")  # fmt: skip
     g.add_argument("--quality", default=None, help="quality-gate thresholds, e.g. max_span=36,silence_dbfs=-60 (the rest keep theirs)")
+    g.add_argument("--composer", choices=("markov", "learned"), default=None,
+                   help=f"backend drawing chords and melody walks (synth.composer.backend; default {d.composer.backend})")  # fmt: skip
+    g.add_argument("--composer-model", default=None, help="the learned backend's harmony_lm final.pt (synth.composer.model)")
     g.add_argument("--log", default=None, help="also log to this file")
     g.set_defaults(handler=cmd_generate)
 

@@ -10,7 +10,7 @@ import numpy as np
 from stemlab.synth import parts as gen
 from stemlab.synth.form import plan_form
 from stemlab.synth.genres import Genre, PoolEntry, check_genre
-from stemlab.synth.harmony import section_progression
+from stemlab.synth.harmony import markov_chords, section_progression
 from stemlab.synth.sampling import weighted_choice
 from stemlab.synth.instruments import AUX_PERCUSSION, DRUM_KITS, MELODIC, Instrument
 from stemlab.synth.score import ChordSpan, Note, Part, Score, SectionSpan
@@ -188,8 +188,10 @@ def compose(
     soundfonts: list[str],
     rng: RngFactory,
     presets: Presets | None = None,
+    composer=None,
 ) -> Score:
-    """A full song. `rng(*purpose)` returns an independent generator for each purpose."""
+    """A full song. `rng(*purpose)` returns an independent generator for each purpose. `composer`
+    (stemlab.synth.learned.composer) draws the chords and the melody's walk; None = the Markov chains."""
     genre = check_genre(genre_name)
     r = rng("global")
     meter_text = str(weighted_choice(r, genre.meters))
@@ -217,7 +219,8 @@ def compose(
             n_chords = max(1, int(fs.bars * cpb))
             loop = max(1, int(min(fs.bars, 4) * cpb))
             progressions[fs.name] = section_progression(
-                grammar, fs.name, n_chords, loop, rng("chords", fs.name), final=fs.name == form[-1].name
+                grammar, fs.name, n_chords, loop, rng("chords", fs.name), final=fs.name == form[-1].name,
+                chain=composer.chain(genre.name, mode, fs.name) if composer else markov_chords,
             )
     sections, chords = [], []
     tick, bar = 0, 0
@@ -238,7 +241,7 @@ def compose(
     _activity(parts, sections, rng("activity"))
     for part in parts:
         notes: list[Note] = []
-        fn = gen.GENERATORS[part.role]
+        fn = composer.part_generator(part.role, genre.name, mode) if composer else gen.GENERATORS[part.role]
         for s in sections:
             if s.index in part.active:
                 notes += fn(score, genre, part, s, rng("notes", part.name, s.name), rng("vary", part.name, s.index))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from collections.abc import Callable
+
 from stemlab.synth.genres import ChordGrammar
 from stemlab.synth.sampling import weighted_choice
 
@@ -36,10 +38,12 @@ def markov_chords(
 
 
 def section_progression(
-    grammar: ChordGrammar, section: str, n_chords: int, loop_len: int, rng: np.random.Generator, final: bool
+    grammar: ChordGrammar, section: str, n_chords: int, loop_len: int, rng: np.random.Generator, final: bool,
+    chain: Callable[..., list[str]] = markov_chords,
 ) -> list[str]:
     """Chord tokens of one section type: a loop of `loop_len` chords tiled over the section, the last
-    chords of a long section re-drawn from the chain (a turnaround), the song's last chord the tonic."""
+    chords of a long section re-drawn from the chain (a turnaround), the song's last chord the tonic.
+    `chain` draws the chords (markov_chords' signature; a composer backend may give its own)."""
     if section in ("chorus", "bridge"):
         starts = dict(grammar.starts)
         if section == "bridge":
@@ -49,11 +53,11 @@ def section_progression(
     else:
         start = grammar.tonic
     loop_len = max(1, min(loop_len, n_chords))
-    loop = markov_chords(grammar, loop_len, rng, start=start)
+    loop = chain(grammar, loop_len, rng, start=start)
     seq = [loop[i % loop_len] for i in range(n_chords)]
     if n_chords > loop_len and n_chords >= 4:
         tail = max(1, loop_len // 2)
-        seq[-tail:] = markov_chords(grammar, tail, rng, history=tuple(seq[:-tail]))
+        seq[-tail:] = chain(grammar, tail, rng, history=tuple(seq[:-tail]))
     if final:
         seq[-1] = grammar.tonic
     return seq

@@ -423,10 +423,12 @@ class ScaleWalk:
         return min(cands, key=lambda i: abs(i - idx)) if cands else idx
 
 
-def melody(score: Score, genre: Genre, part: Part, sec: SectionSpan, rng, occ_rng) -> list[Note]:
+def melody(score: Score, genre: Genre, part: Part, sec: SectionSpan, rng, occ_rng, walk_class=ScaleWalk) -> list[Note]:
+    """Motifs of rhythm cells and scale-walk pitches; `walk_class` (ScaleWalk's signature) may be a
+    composer backend's walk."""
     m = score.meter
     lo, hi = melody_window(part)
-    walk = ScaleWalk(score.tonic, score.mode, lo, hi, genre.melody_steps)
+    walk = walk_class(score.tonic, score.mode, lo, hi, genre.melody_steps)
     cells = _melody_cells(score, genre)
     motif_bars = 2 if sec.bars >= 4 else sec.bars
     start_idx = len(walk.pitches) // 2

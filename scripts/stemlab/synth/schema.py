@@ -122,6 +122,8 @@ SONG_SCHEMA: dict = _obj(
             {"chain": _list(FX_STEP), "target_lufs": _num, "buffer_size": _int, "bus_loudness_lufs": _num, "stem_fader_shift_db": _num}
         ),
         "generator": _obj({"genres": _list(_str), "duration_s": _list(_num), "other_parts": _list(_int), "tail_s": _num, "max_attempts": _int}),
+        # which backend drew the chords and the melody walk (stemlab.synth.learned.composer)
+        "composer": _obj({"backend": {"enum": ["markov", "learned"]}, "model": _str_or_null, "sha256": _str_or_null}),
         "render": {"type": "object"},
         "quality": _obj(
             {

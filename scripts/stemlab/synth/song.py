@@ -32,6 +32,7 @@ from stemlab.errors import StemlabError, check_section_keys
 from stemlab.synth import SYNTH_VERSION, mixing, quality
 from stemlab.synth.compose import ComposeParams, compose
 from stemlab.synth.genres import GENRE_NAMES, GENRES
+from stemlab.synth.learned.composer import ComposerConfig, load_composer
 from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
 from stemlab.synth.render import BLOCK, DC_CUTOFF_HZ, Renderer, remove_dc
@@ -65,6 +66,7 @@ class SynthSettings:
     max_attempts: int = 5
     splits: tuple[tuple[str, float], ...] = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
     quality: quality.QualityConfig = field(default_factory=quality.QualityConfig)
+    composer: ComposerConfig = field(default_factory=ComposerConfig)
     sample_rate: int = SAMPLE_RATE
 
     @classmethod
@@ -74,7 +76,7 @@ class SynthSettings:
         songs and shard_size (the shard plan) are the caller's; workers and validity are refused, they
         cannot change a song."""
         known = ("genres", "duration", "tail_s", "other_parts", "soundfonts", "outputs", "max_attempts",
-                 "splits", "quality", *PLAN_KEYS)  # fmt: skip
+                 "splits", "quality", "composer", *PLAN_KEYS)  # fmt: skip
         s = check_section_keys(section, known, "synth")
         d = cls()
         duration = check_section_keys(s.get("duration"), ("min_s", "max_s"), "synth.duration")
@@ -93,6 +95,7 @@ class SynthSettings:
                 # in SPLITS order whatever the order of the mapping, so a reordered config is the same run
                 splits=tuple((k, float(splits[k])) for k in SPLITS if k in splits) if splits else d.splits,
                 quality=quality.QualityConfig.from_config(s.get("quality")),
+                composer=ComposerConfig.from_config(s.get("composer")),
             )
         except (TypeError, ValueError) as exc:
             raise StemlabError(f"synth: {exc}; fix the config (see config/README.md)") from exc
@@ -271,6 +274,7 @@ class SongMaker:
         self.settings = settings
         self.renderer = renderer
         self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.soundfonts}
+        self.composer = load_composer(settings.composer)
         self.versions = self._versions()
 
     def _versions(self) -> dict:
@@ -305,7 +309,9 @@ class SongMaker:
     def compose(self, index: int, attempt: int) -> Score:
         s = self.settings
         params = ComposeParams(s.duration_s, s.other_parts)
-        return compose(genre_for(s, index), params, list(s.soundfonts), self.rng_factory(index, attempt), self.renderer.presets)
+        return compose(
+            genre_for(s, index), params, list(s.soundfonts), self.rng_factory(index, attempt), self.renderer.presets, self.composer
+        )
 
     def make(self, index: int) -> Song:
         rejected = []
@@ -437,6 +443,7 @@ class SongMaker:
                 "tail_s": s.tail_s,
                 "max_attempts": s.max_attempts,
             },
+            "composer": dict(self.composer.record),
             "render": {
                 "engine": "fluidsynth",
                 "synth_gain": self.renderer.gain,
@@ -498,6 +505,7 @@ def manifest_row(song: Song) -> dict:
         "roles": ",".join(s["role"] for s in m["stems"]),
         "n_sections": len(m["arrangement"]),
         "attempt": m["attempt"],
+        "composer": m["composer"]["backend"],
         "mix_loudness_lufs": m["mix_loudness_lufs"],
         "seed": m["seed"],
     }

@@ -376,6 +376,8 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
         "time_signature": time_signature_text(meta.get("time_signature")),
         "tempo_bpm": meta.get("tempo_bpm"),
         "split": meta.get("split", ""),
+        # the backend that composed it (song.json -> composer; songs made before the key: Markov)
+        "composer": (meta.get("composer") or {}).get("backend", "markov"),
     }
     mix, sr = _mono(song_dir / (meta.get("mix") or "mix.flac"))
     row["duration_s"] = len(mix) / sr
@@ -454,8 +456,8 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
 
 
 def summarize(songs: pd.DataFrame, roles: Iterable[str], stems: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per genre, per time signature and overall: mean beat scores over songs; note accuracy pooled
-    over notes (correct / all notes of the role's monophonic stems). With `stems`, also one row per
+    """Per genre, per time signature, per composer backend and overall: mean beat scores over songs;
+    note accuracy pooled over notes (correct / all notes of the role's monophonic stems). With `stems`, also one row per
     (role, stem category) with that group's note accuracy only."""
     roles = list(roles)
     beat_cols = ("beat_f", "beat_precision", "beat_recall", "beat_f_tracked_level", "beat_f_drums")
@@ -477,6 +479,8 @@ def summarize(songs: pd.DataFrame, roles: Iterable[str], stems: pd.DataFrame | N
 
     rows = [block(f"genre={g}", part) for g, part in songs.groupby("genre", sort=True)]
     rows += [block(f"time_signature={t}", part) for t, part in songs.groupby("time_signature", sort=True)]
+    if "composer" in songs:
+        rows += [block(f"composer={c}", part) for c, part in songs.groupby("composer", sort=True)]
     rows.append(block("overall", songs))
     if stems is not None and len(stems):
         for (role, category), part in stems.groupby(["role", "category"], sort=True):
