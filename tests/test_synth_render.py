@@ -16,7 +16,7 @@ from stemlab.errors import StemlabError
 from stemlab.synth import instruments as gm
 from stemlab.synth.instruments import DRUM_KITS, MELODIC
 from stemlab.synth.midi import part_midi
-from stemlab.synth.render import Renderer, check_soundfonts
+from stemlab.synth.render import Renderer, check_soundfonts, remove_dc
 from stemlab.synth.score import Note, Part, Score, SectionSpan
 from stemlab.synth.song import quantize24
 from stemlab.synth.timing import PPQ, Meter, Swing, Tempo
@@ -153,6 +153,23 @@ def test_invalid_soundfont_file_is_a_clear_error(tmp_path):
         Renderer([str(bad)])
 
 
+def test_dc_blocker_removes_the_soundfonts_offset_and_keeps_the_music(renderer):
+    """FluidR3's FX 5 (brightness) samples carry a DC offset (|mean| 0.024 in a rendered song's stem):
+    the blocker takes it below 1e-4 and leaves a 40 Hz tone within 0.1 dB."""
+    notes = [Note(i * 1920, i * 1920 + 1800, 60 + 4 * (i % 3), 100) for i in range(6)]
+    pad = Part("other", "harmony", MELODIC[100], "pad", SF2, False, [0], notes)
+    raw = renderer.render(_score([pad], bars=7), pad, 7 * SR)
+    assert np.abs(raw.mean(axis=0, dtype=np.float64)).max() > 0.005
+    clean = remove_dc(raw.copy(), SR)
+    assert clean.dtype == np.float32 and clean.shape == raw.shape
+    assert np.abs(clean.mean(axis=0, dtype=np.float64)).max() < 1e-4
+    t = np.arange(4 * SR) / SR
+    tone = np.stack([np.sin(2 * np.pi * 40 * t), 0.5 * np.sin(2 * np.pi * 40 * t)], 1).astype(np.float32)
+    out = remove_dc(tone.copy(), SR)[SR:]  # after the blocker has settled
+    ratio_db = 10 * np.log10(np.mean(out.astype(np.float64) ** 2, axis=0) / np.mean(tone[SR:].astype(np.float64) ** 2, axis=0))
+    assert np.all(np.abs(ratio_db) < 0.1), ratio_db
+
+
 def test_quantize24_is_exactly_what_flac_stores():
     x = (np.random.default_rng(3).standard_normal((50_000, 2)) * 0.5).astype(np.float32)
     x[:6, 0] = [1.0, -1.0, 1.7, -3.0, 0.5 / 2**23, 2.5 / 2**23]
@@ -176,3 +193,62 @@ def test_fast_loudness_matches_pyloudnorm():
         ref = pyloudnorm.Meter(SR).integrated_loudness(x)
         assert abs(integrated_loudness(x.astype(np.float32), SR) - ref) < 1e-4
     assert integrated_loudness(np.zeros((SR, 2), np.float32), SR) == float("-inf")
+    # one block; edges ending a chunk of segments exactly (16 x 100 ms + the 400 ms block); long; mono
+    for n in (17_641, 4410 * 16 + 17_640, 4410 * 16 * 3 + 1234, 2_000_000):
+        x = rng.standard_normal((n, 2)) * 0.1 * (1.0 + np.sin(np.arange(n) / 5000.0))[:, None]
+        x[:, 1] *= 0.3
+        ref = pyloudnorm.Meter(SR).integrated_loudness(x)
+        assert abs(integrated_loudness(x.astype(np.float32), SR) - ref) < 1e-4, n
+        assert abs(integrated_loudness(x[:, 0].astype(np.float32), SR) - pyloudnorm.Meter(SR).integrated_loudness(x[:, 0])) < 1e-4
+
+
+def _mido_reference(score: Score, part: Part, title: str) -> bytes:
+    """The same file built message by message with mido (what stemlab.synth.midi must equal)."""
+    from stemlab.synth.theory import midi_key_signature
+
+    conductor = mido.MidiTrack()
+    m = score.meter
+    conductor.append(mido.MetaMessage("track_name", name=title, time=0))
+    conductor.append(mido.MetaMessage("set_tempo", tempo=score.tempo.us_per_quarter, time=0))
+    conductor.append(mido.MetaMessage("time_signature", numerator=m.numerator, denominator=m.denominator, time=0))
+    conductor.append(mido.MetaMessage("key_signature", key=midi_key_signature(score.tonic, score.mode), time=0))
+    now = 0
+    for s in score.sections:
+        conductor.append(mido.MetaMessage("marker", text=f"{s.name} {s.occurrence + 1}", time=s.start - now))
+        now = s.start
+    conductor.append(mido.MetaMessage("end_of_track", time=score.end_tick - now))
+    track = mido.MidiTrack()
+    ch = part.channel
+    track.append(mido.MetaMessage("track_name", name=f"{part.name}: {part.instrument.name}", time=0))
+    track.append(mido.Message("program_change", channel=ch, program=part.instrument.program, time=0))
+    events = sorted([(n.start, 1, n.pitch, n.velocity) for n in part.notes] + [(n.end, 0, n.pitch, 0) for n in part.notes])
+    now = 0
+    for tick, on, pitch, vel in events:
+        track.append(mido.Message("note_on" if on else "note_off", channel=ch, note=pitch, velocity=vel, time=tick - now))
+        now = tick
+    track.append(mido.MetaMessage("end_of_track", time=score.end_tick - now))
+    mid = mido.MidiFile(type=1, ticks_per_beat=PPQ)
+    mid.tracks += [conductor, track]
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def test_part_midi_bytes_equal_mido():
+    from stemlab import seeding
+    from stemlab.synth.compose import ComposeParams, compose
+    from stemlab.synth.genres import GENRE_NAMES
+
+    n = 0
+    for i, genre in enumerate(GENRE_NAMES):
+        score = compose(genre, ComposeParams((20.0, 30.0), (2, 6)), [SF2], lambda *k, i=i: seeding.rng(5, "midi", i, *k))
+        for part in score.parts:
+            assert part_midi(score, part, f"syn {part.name}") == _mido_reference(score, part, f"syn {part.name}"), (genre, part.name)
+            n += 1
+    assert n >= 4 * len(GENRE_NAMES)
+    # long deltas (multi-byte variable-length quantities) and a note on the last tick
+    far = Part("piano", "harmony", MELODIC[0], "block", SF2, False, [0], [Note(0, 10, 60, 1), Note(200_000, 200_100, 127, 127)])
+    score = _score([far], bars=105)
+    assert part_midi(score, far, "far") == _mido_reference(score, far, "far")
+    with pytest.raises(ValueError, match="pitch or velocity"):
+        part_midi(score, Part("piano", "harmony", MELODIC[0], "block", SF2, False, [0], [Note(0, 10, 128, 1)]), "bad")

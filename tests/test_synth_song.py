@@ -78,6 +78,16 @@ def test_mix_is_the_master_bus_of_the_sum_of_the_saved_wet_stems(songs):
         assert all(len(w) == meta["n_frames"] for w in wet) and len(mix) == meta["n_frames"]
 
 
+def test_dry_stems_have_no_dc_offset(songs):
+    """The soundfont's sample offsets (up to 0.023 measured) are blocked before dry/<stem>.flac is written."""
+    for song_dir, meta in songs:
+        for stem in meta["stems"]:
+            dry = _read(song_dir / stem["files"]["dry"])
+            assert np.abs(dry.mean(axis=0, dtype=np.float64)).max() < 1e-4, (meta["id"], stem["name"])
+            assert meta["quality"]["audio"]["stems"][stem["name"]]["dry_dc"] < 1e-4
+        assert meta["render"]["dc_blocker_hz"] == 5.0
+
+
 def test_midi_never_runs_past_the_audio(songs):
     for song_dir, meta in songs:
         audio_end = meta["n_frames"] / meta["sample_rate"]
@@ -109,7 +119,7 @@ def test_song_json_contract(songs):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, SONG_SCHEMA)
         for key in ("id", "corpus", "split", "sample_rate", "n_frames", "genre", "tempo_bpm", "time_signature", "key",
-                    "mode", "swing", "beats", "downbeats", "arrangement", "chords", "stems", "mix", "mix_loudness_lufs",
+                    "mode", "swing", "beats", "downbeats", "beat_positions", "tatums", "metrical_levels", "tap_pulse", "arrangement", "chords", "stems", "mix", "mix_loudness_lufs",
                     "master_fx", "quality", "attempt", "versions", "render"):
             assert key in meta, key
         assert meta["corpus"] == "synthetic" and meta["id"] == song_dir.name

@@ -264,6 +264,7 @@ def test_analyze_song_and_summary(tmp_path):
     good = good_out["song"]
     assert [(s["stem"], s["notes"], s["correct"]) for s in good_out["stems"]] == [("bass", len(BASS), len(BASS)), ("wind", len(MELODY), len(MELODY))]
     assert good["beat_f"] >= 0.95 and good["beat_f_drums"] >= 0.95 and good["tracked_level"] == "annotated"
+    assert good["beat_pulse"] == "beat"  # a song.json without metrical levels or beat_unit
     assert good["melody_notes"] == len(MELODY) and good["melody_correct"] == len(MELODY)
     assert good["bass_notes"] == len(BASS) and good["bass_correct"] == len(BASS)
     # annotations 100 ms off the audio (the kind of bug this table exists to catch) fail the beat check
@@ -307,3 +308,35 @@ def test_octave_jumps_over_release_tails():
     voice = validity.PitchRole(30.0, 500.0, 2048, 35.92)
     times, midi = validity.track_pitch(audio, SR, voice, params)
     assert validity.note_results(times, midi, notes).count("wrong") >= 4
+
+
+def test_beat_f_is_scored_at_the_tap_pulse_and_named():
+    """Compound meters: beat F is scored at the level the song names as tapped (the dotted quarter of
+    6/8), not at its eighths; the table and the log name the pulse per meter."""
+    tatums = [0.25 * k for k in range(48)]  # 6/8: six sixteenths of 0.25 s a beat, two beats a bar
+    levels = [{"level": "tatum", "unit": "sixteenth", "ticks": 120, "tatums": 1},
+              {"level": "division", "unit": "eighth", "ticks": 240, "tatums": 2},
+              {"level": "beat", "unit": "dotted_quarter", "ticks": 720, "tatums": 6},
+              {"level": "bar", "unit": "bar", "ticks": 1440, "tatums": 12}]  # fmt: skip
+    meta = {"beats": tatums[::6], "downbeats": tatums[::12], "tatums": tatums, "metrical_levels": levels, "tap_pulse": "beat"}
+    assert validity.pulse_reference(meta) == (tatums[::6], "dotted_quarter")
+    assert validity.pulse_reference({**meta, "tap_pulse": "division"}) == (tatums[::2], "eighth")
+    assert validity.pulse_reference({**meta, "tap_pulse": "bar"}) == (tatums[::12], "bar")
+    # songs without the hierarchy (older shards, real corpora): the beats, named by beat_unit if any
+    assert validity.pulse_reference({"beats": [1.0, 2.0], "beat_unit": "quarter"}) == ([1.0, 2.0], "quarter")
+    assert validity.pulse_reference({"beats": [1.0, 2.0]}) == ([1.0, 2.0], "beat")
+    with pytest.raises(StemlabError, match="tap_pulse"):
+        validity.pulse_reference({"beats": [1.0], "tap_pulse": "division"})
+
+    row = {"genre": "blues", "tempo_bpm": 60.0, "beat_precision": 1.0, "beat_recall": 1.0, "beat_f_tracked_level": 1.0,
+           "beat_f_drums": 1.0, "tracked_level": "annotated", "bass_notes": 0, "bass_correct": 0, "bass_unvoiced": 0}  # fmt: skip
+    songs = pd.DataFrame([
+        {**row, "song_id": "a", "time_signature": "12/8", "beat_f": 0.9, "beat_pulse": "dotted_quarter"},
+        {**row, "song_id": "b", "time_signature": "4/4", "beat_f": 1.0, "beat_pulse": "quarter"},
+    ])  # fmt: skip
+    table = validity.summarize(songs, ["bass"]).set_index("group")
+    assert table.loc["time_signature=12/8", "beat_pulse"] == "dotted_quarter"
+    assert table.loc["time_signature=4/4", "beat_pulse"] == "quarter"
+    assert table.loc["genre=blues", "beat_pulse"] == "dotted_quarter,quarter"
+    lines = validity.acceptance(songs, ["bass"])
+    assert "beat F-measure on 1 12/8 songs at the dotted_quarter pulse = 0.900" in " | ".join(lines)

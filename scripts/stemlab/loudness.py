@@ -1,5 +1,5 @@
 """Integrated loudness (ITU-R BS.1770-4) exactly as pyloudnorm defines it (its K-weighting filters,
-blocks and gates), computed ~3x faster: both filters in one sosfilt pass over contiguous channels and
+blocks and gates), computed ~4x faster: both filters in one sosfilt pass (stereo as one complex signal L + iR) and
 block energies from cumulative sums. A test checks agreement with pyloudnorm.Meter.integrated_loudness.
 
 The one loudness meter of the project: the synthetic engine, the canonical-stem build and features,
@@ -41,6 +41,33 @@ def rounded_lufs(audio: np.ndarray, sr: int) -> float | None:
     return round(float(value), 3) if np.isfinite(value) else None
 
 
+SEGMENTS_PER_CHUNK = 16  # 1.6 s of stereo at 44.1 kHz: ~1 MB of float64 working set, held in cache
+
+
+def _stereo_segment_energies(x: np.ndarray, edges: np.ndarray, sos: np.ndarray, gain: float) -> np.ndarray:
+    """(1, len(edges)) K-weighted energy yL^2 + yR^2 (both channel gains are 1) of (frames, 2) audio
+    between consecutive `edges` (the last to the end). Both channels go through the filters in one
+    complex pass (L + iR: the real coefficients keep them apart, the same numbers as two real passes
+    at ~2/3 of the cost), in chunks of whole segments with the filter state carried over (the same
+    numbers as one pass over the whole signal), so only the input is read from memory."""
+    from scipy.signal import sosfilt
+
+    n = x.shape[0]
+    seg = np.zeros((1, len(edges)))
+    zi = np.zeros((sos.shape[0], 2), dtype=np.complex128)
+    for k in range(0, len(edges), SEGMENTS_PER_CHUNK):
+        local = edges[k : k + SEGMENTS_PER_CHUNK + 1]
+        start, stop = int(local[0]), int(local[-1]) if k + SEGMENTS_PER_CHUNK < len(edges) else n
+        pair = np.ascontiguousarray(x[start:stop], dtype=np.float64).view(np.complex128)[:, 0]
+        y, zi = sosfilt(sos, pair, zi=zi)
+        p = y.view(np.float64)  # interleaved (re, im): frame boundaries are doubled
+        p *= gain
+        np.square(p, out=p)
+        m = min(SEGMENTS_PER_CHUNK, len(edges) - k)
+        seg[0, k : k + m] = np.add.reduceat(p, 2 * (local[:m] - start))
+    return seg
+
+
 def integrated_loudness(audio: np.ndarray, sr: int) -> float:
     """LUFS of (frames, channels) audio; -inf for silence."""
     from scipy.signal import sosfilt
@@ -51,24 +78,28 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float:
         x = x[:, None]
     n, channels = x.shape
     sos, gain = _sos(int(sr))
-    y = sosfilt(sos, x.T, axis=-1)  # one float64 copy, (channels, frames)
-    y *= gain
     t_g = meter.block_size
     step = 1.0 - meter.overlap
     n_blocks = int(np.round(((n / sr - t_g) / (t_g * step)))) + 1
     j = np.arange(n_blocks)
     lo = (t_g * (j * step) * sr).astype(np.int64)
     hi = np.minimum((t_g * (j * step + 1) * sr).astype(np.int64), n)
-    np.square(y, out=y)
-    # energy between consecutive block edges in one pass, then block sums from their cumulative sum
+    # the energy between consecutive block edges, then block sums from their cumulative sum
     edges = np.unique(np.concatenate([lo, hi, [0]]))
     edges = edges[edges < n]
-    seg = np.add.reduceat(y, edges, axis=-1) if len(edges) else np.zeros((channels, 0))
-    csum = np.zeros((channels, len(edges) + 1))
+    if channels == 2:
+        rows, g = 1, np.ones((1, 1))
+        seg = _stereo_segment_energies(x, edges, sos, gain)
+    else:
+        rows, g = channels, np.array(CHANNEL_GAINS[:channels])[:, None]
+        y = sosfilt(sos, x.T, axis=-1)  # one float64 copy, (channels, frames)
+        y *= gain
+        np.square(y, out=y)
+        seg = np.add.reduceat(y, edges, axis=-1) if len(edges) else np.zeros((rows, 0))
+    csum = np.zeros((rows, len(edges) + 1))
     np.cumsum(seg, axis=-1, out=csum[:, 1:])
     pos = np.searchsorted(edges, lo), np.searchsorted(edges, hi)
-    z = (csum[:, pos[1]] - csum[:, pos[0]]) / (t_g * sr)  # (channels, blocks)
-    g = np.array(CHANNEL_GAINS[:channels])[:, None]
+    z = (csum[:, pos[1]] - csum[:, pos[0]]) / (t_g * sr)  # (rows, blocks)
     with np.errstate(divide="ignore", invalid="ignore"):
         block_lufs = -0.691 + 10.0 * np.log10(np.sum(g * z, axis=0))
         gated = block_lufs >= ABSOLUTE_GATE
@@ -76,5 +107,5 @@ def integrated_loudness(audio: np.ndarray, sr: int) -> float:
             return float("-inf")
         relative = -0.691 + 10.0 * np.log10(np.sum(g[:, 0] * z[:, gated].mean(axis=1))) - 10.0
         keep = (block_lufs > relative) & (block_lufs > ABSOLUTE_GATE)
-        z_avg = np.nan_to_num(z[:, keep].mean(axis=1)) if keep.any() else np.zeros(channels)
+        z_avg = np.nan_to_num(z[:, keep].mean(axis=1)) if keep.any() else np.zeros(rows)
         return float(-0.691 + 10.0 * np.log10(np.sum(g[:, 0] * z_avg)))

@@ -166,14 +166,20 @@ def stage_faders(pres: list[np.ndarray], fxs: list[dict], target_lufs: float, sr
 
     # One bus and one scratch buffer: each faded stem is written into the scratch and added in place,
     # the same float32 operations in the same order as sum_stems([fader_pan(...)]) (identical bytes).
+    # chunk by chunk (rows of _STAGE_CHUNK frames), so scaling, adding and the peaks run in cache
     bus = np.zeros_like(pres[0], dtype=np.float32)
-    scratch = np.empty_like(bus)
+    scratch = np.empty((min(_STAGE_CHUNK, len(bus)), bus.shape[1]), dtype=np.float32)
     room = math.inf
     for pre, fx in zip(pres, fxs):
         gains = stem_gains(fx)
-        scale_channels(pre, gains, out=scratch)
-        bus += scratch
-        peak = max(float(np.max(np.abs(pre[:, c]))) * g for c, g in enumerate(gains))
+        pre = np.ascontiguousarray(pre, dtype=np.float32)
+        top = [0.0] * pre.shape[1]  # max |x| of each channel, as max(max x, -min x): no |x| copy
+        for a in range(0, len(pre), _STAGE_CHUNK):
+            part = pre[a : a + _STAGE_CHUNK]
+            scaled = scale_channels(part, gains, out=scratch[: len(part)])
+            bus[a : a + len(part)] += scaled
+            top = [max(t, float(part[:, c].max()), -float(part[:, c].min())) for c, t in enumerate(top)]
+        peak = max(t * g for t, g in zip(top, gains))
         if peak > 0:
             room = min(room, headroom_db - 20 * math.log10(peak))
     del scratch
@@ -255,6 +261,7 @@ def stem_gains(fx: dict) -> tuple[float, float]:
 
 
 _BLOCK = 8192  # samples per row when scaling (frames, 2) by per-channel gains
+_STAGE_CHUNK = 1 << 16  # frames per step of stage_faders
 
 
 def scale_channels(audio: np.ndarray, gains: tuple[float, float], out: np.ndarray | None = None) -> np.ndarray:

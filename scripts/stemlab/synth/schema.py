@@ -49,6 +49,15 @@ SONG_SCHEMA: dict = _obj(
         "music_end_s": _num,  # end of the last bar; the audio continues for the tail
         "beats": _list(_num),
         "downbeats": _list(_num),
+        # the metrical hierarchy (stemlab.synth.timing.METRICAL_LEVELS): 1-based position of each beat in
+        # its bar; the tatum grid (sixteenths, swung like the notes); per level its note value, ticks and
+        # tatums per unit (level instants = tatums[::tatums]); the level a listener taps (the beat)
+        "beat_positions": _list(_int),
+        "tatums": _list(_num),
+        "metrical_levels": _list(
+            _obj({"level": {"enum": ["tatum", "division", "beat", "bar"]}, "unit": _str, "ticks": _int, "tatums": _int})
+        ),
+        "tap_pulse": {"enum": ["tatum", "division", "beat", "bar"]},
         "arrangement": _list(
             _obj(
                 {

@@ -222,6 +222,26 @@ def best_metrical_level(
     return best[0], max(best[1], 0.0)
 
 
+def pulse_reference(meta: Mapping) -> tuple[list[float], str]:
+    """The instants beat F is scored against, at the level a listener taps (song.json `tap_pulse`; the
+    annotated beat where a song has none), and that pulse's name: its note value from
+    `metrical_levels` ("dotted_quarter" in 6/8, 9/8, 12/8), else `beat_unit`, else the level."""
+    level = str(meta.get("tap_pulse") or "beat")
+    units = {str(lv.get("level")): lv for lv in meta.get("metrical_levels") or [] if isinstance(lv, Mapping)}
+    if level == "beat":
+        times = meta.get("beats") or []
+    elif level == "bar":
+        times = meta.get("downbeats") or []
+    elif level in units and meta.get("tatums"):
+        times = list(meta["tatums"])[:: int(units[level]["tatums"])]
+    else:
+        raise StemlabError(
+            f"song.json of {meta.get('id', '?')}: tap_pulse {level!r} has no annotated instants; regenerate the shard"
+        )
+    name = units[level]["unit"] if level in units else (meta.get("beat_unit") if level == "beat" else None)
+    return [float(t) for t in times], str(name or level)
+
+
 def genre_tempo_range(genre: str, time_signature: str, margin: float) -> tuple[float, float] | None:
     """The genre preset's tempo range (bpm of the annotated beat) for the meter class of
     `time_signature` ("6/8": compound), widened by `margin` each way; None for a genre without preset
@@ -361,9 +381,9 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     }
     mix, sr = _mono(song_dir / (meta.get("mix") or "mix.flac"))
     row["duration_s"] = len(mix) / sr
-    beats = meta.get("beats")
-    if not beats:
+    if not meta.get("beats"):
         raise StemlabError(f"{song_dir / 'song.json'}: no 'beats' annotation; regenerate the shard")
+    beats, row["beat_pulse"] = pulse_reference(meta)  # beat F is scored at the tap pulse, named here
     tempo_range = None
     if params.tempo_prior == "genre":
         tempo_range = genre_tempo_range(row["genre"], row["time_signature"], params.tempo_prior_margin)
@@ -446,6 +466,8 @@ def summarize(songs: pd.DataFrame, roles: Iterable[str], stems: pd.DataFrame | N
         out: dict = {"group": label, "n_songs": len(part)}
         for col in beat_cols:
             out[col] = float(part[col].mean()) if len(part) and col in part else math.nan
+        if "beat_pulse" in part and len(part):  # the pulse levels beat F was scored at
+            out["beat_pulse"] = ",".join(sorted(set(part["beat_pulse"].astype(str))))
         if "tracked_level" in part and len(part):
             out["tracked_not_annotated_level"] = int((part["tracked_level"] != "annotated").sum())
         for role in roles:
@@ -542,6 +564,10 @@ def acceptance(songs: pd.DataFrame, roles: Iterable[str]) -> list[str]:
             )
     else:
         lines.append("acceptance: no 4/4 songs analysed; beat F-measure target not checked")
+    if "beat_pulse" in songs:
+        for signature, part in songs[songs["time_signature"] != "4/4"].groupby("time_signature", sort=True):
+            pulses = ",".join(sorted(set(part["beat_pulse"].astype(str))))
+            lines.append(f"diagnostic: beat F-measure on {len(part)} {signature} songs at the {pulses} pulse = {float(part['beat_f'].mean()):.3f}")
     for role in roles:
         n = int(songs[f"{role}_notes"].sum())
         if n == 0:
