@@ -6,8 +6,10 @@ test/test_config_schema.py is the model). Each case below says which module keep
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 
 from stemlab.config import load_schema, schema_defaults
 from stemlab.data import conform, features, medleydb, musdb
@@ -20,7 +22,9 @@ from stemlab.synth import song, validity
 from stemlab.synth.genres import GENRE_NAMES
 from stemlab.synth.quality import QualityConfig
 from stemlab.synth.song import SynthSettings
+from stemlab.synth.sources.genrefile import SCHEMA_PATH as GENRE_SCHEMA
 from stemlab.synth.validity import Selection, ValidityParams
+from stemlab.taxonomy import STEMS
 
 SCHEMA = load_schema()
 
@@ -78,6 +82,8 @@ CASES = {
             ("other_parts", "min"): 3,
             ("other_parts", "max"): 5,
             ("soundfonts",): ["/elsewhere/x.sf2"],
+            ("soundfont_pools",): {"bass": ["/elsewhere/y.sf2"]},
+            ("genre_files",): [str(Path(__file__).resolve().parents[1] / "config" / "genres" / "chamber.yaml")],
             ("outputs",): ["mix", "stems"],
             ("max_attempts",): 2,
             ("splits", "train"): 0.7,
@@ -188,7 +194,10 @@ def test_enums_are_the_schemas():
         node = schema_node(*path)
         return tuple((node.get("items") or node)["enum"])
 
-    assert enum("synth", "genres") == GENRE_NAMES
+    assert tuple(schema_node("synth", "genres")["default"]) == GENRE_NAMES
+    assert tuple(schema_node("synth", "soundfont_pools")["propertyNames"]["enum"]) == STEMS
+    genre_schema = yaml.safe_load(GENRE_SCHEMA.read_text())
+    assert tuple(genre_schema["properties"]["genres"]["additionalProperties"]["properties"]["base"]["enum"]) == GENRE_NAMES
     assert enum("synth", "outputs") == song.OUTPUTS
     assert tuple(schema_node("synth", "splits")["properties"]) == song.SPLITS
     assert enum("synth", "validity", "beat_tracker") == validity.BEAT_TRACKERS

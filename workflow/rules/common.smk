@@ -58,18 +58,44 @@ def _synth_soundfont_names():
     return set(dl_sources.soundfont_names(config))
 
 
-def synth_soundfonts():
-    """synth.soundfonts resolved: the name of a top-level `soundfonts` download means its file."""
+def _resolve_soundfonts(entries):
+    """The name of a top-level `soundfonts` download means its file; anything else is a path."""
     names = _synth_soundfont_names()
-    return [
-        soundfont_file(s) if s in names else s for s in config["synth"]["soundfonts"]
-    ]
+    return [soundfont_file(s) if s in names else s for s in entries]
+
+
+def synth_soundfonts():
+    """synth.soundfonts resolved."""
+    return _resolve_soundfonts(config["synth"]["soundfonts"])
+
+
+def synth_soundfont_pools():
+    """synth.soundfont_pools resolved."""
+    pools = config["synth"]["soundfont_pools"]
+    return {family: _resolve_soundfonts(pools[family]) for family in sorted(pools)}
 
 
 def synth_soundfont_downloads():
     """Downloaded soundfonts a shard job needs (system soundfonts such as FluidR3_GM are not inputs)."""
     names = _synth_soundfont_names()
-    return [soundfont_file(s) for s in config["synth"]["soundfonts"] if s in names]
+    entries = [
+        *config["synth"]["soundfonts"],
+        *(s for pool in config["synth"]["soundfont_pools"].values() for s in pool),
+    ]
+    return sorted({soundfont_file(s) for s in entries if s in names})
+
+
+def synth_genre_files():
+    """synth.genre_files as paths: relative ones from the working directory when they exist there,
+    else from the repository (config/genres/...). Inputs of the shard jobs: an edited file re-runs them.
+    """
+    out = []
+    for f in config["synth"]["genre_files"]:
+        path = Path(f)
+        if not path.is_absolute() and not path.exists():
+            path = Path(workflow.basedir) / f
+        out.append(str(path))
+    return out
 
 
 def synth_workers():
@@ -92,7 +118,13 @@ def synth_shard_config():
     s = config["synth"]
     section = {k: v for k, v in s.items() if k not in ("workers", "validity")}
     return json_word(
-        {**section, "seed": config["seed"], "soundfonts": synth_soundfonts()}
+        {
+            **section,
+            "seed": config["seed"],
+            "soundfonts": synth_soundfonts(),
+            "soundfont_pools": synth_soundfont_pools(),
+            "genre_files": synth_genre_files(),
+        }
     )
 
 

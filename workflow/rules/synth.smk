@@ -9,7 +9,8 @@
 
 rule synth_shard:
     input:
-        synth_soundfont_downloads(),
+        soundfonts=synth_soundfont_downloads(),
+        genres=synth_genre_files(),
     output:
         directory("results/synth/shards/{shard}"),
     log:

@@ -68,6 +68,7 @@ def generate_config(args: argparse.Namespace) -> dict:
         "genres": list(args.genre) if args.genre else None,
         "tail_s": args.tail,
         "soundfonts": list(args.soundfont) if args.soundfont else None,
+        "genre_files": list(args.genre_file) if args.genre_file else None,
         "outputs": list(_csv(args.outputs)) if args.outputs is not None else None,
         "max_attempts": args.max_attempts,
     }
@@ -142,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", default=None, help="shard name (shard-NNNNN) instead of --start/--count")
     g.add_argument("--songs", type=int, default=None, help="total songs (with --shard; synth.songs)")
     g.add_argument("--shard-size", type=int, default=None, help="songs per shard (with --shard; synth.shard_size)")
-    g.add_argument("--genre", nargs="+", choices=GENRE_NAMES, default=None, help="genres to draw from (default all)")
+    g.add_argument("--genre", nargs="+", default=None,
+                   help=f"genres to draw from: {', '.join(GENRE_NAMES)} or genres of --genre-file (default the nine presets)")  # fmt: skip
+    g.add_argument("--genre-file", nargs="+", default=None, help="YAML files of user-defined genres (synth.genre_files)")
     g.add_argument("--workers", type=int, default=1, help="worker processes (each keeps its soundfonts loaded)")
     g.add_argument("--outputs", default=None, help=f"files to write: mix, stems (wet), dry, midi (default {','.join(d.outputs)})")
     g.add_argument("--min-duration", type=float, default=None, help=f"shortest song (s, before the tail; default {d.duration_s[0]})")

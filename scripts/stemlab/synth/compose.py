@@ -14,6 +14,7 @@ from stemlab.synth.harmony import section_progression
 from stemlab.synth.sampling import weighted_choice
 from stemlab.synth.instruments import AUX_PERCUSSION, DRUM_KITS, MELODIC, Instrument
 from stemlab.synth.score import ChordSpan, Note, Part, Score, SectionSpan
+from stemlab.synth.sources.soundfonts import SoundfontPools
 from stemlab.synth.theory import parse_roman
 from stemlab.synth.timing import Meter, Swing, Tempo
 from stemlab.taxonomy import STEMS
@@ -83,30 +84,42 @@ def _instrument(entry: PoolEntry) -> Instrument:
 
 
 def choose_parts(
-    genre: Genre, meter: Meter, params: ComposeParams, soundfonts: list[str], presets: Presets | None, rng: np.random.Generator
+    genre: Genre,
+    meter: Meter,
+    params: ComposeParams,
+    soundfonts: list[str] | SoundfontPools,
+    presets: Presets | None,
+    rng: np.random.Generator,
+    drums: bool = True,
 ) -> list[Part]:
-    """Drums and bass, then a harmony part, a melody and further parts of distinct stem categories."""
+    """Drums (unless `drums` is False) and bass, then a harmony part, a melody and further parts of
+    distinct stem categories. Each part's soundfont is drawn from the pool of its stem category."""
+    pools = soundfonts if isinstance(soundfonts, SoundfontPools) else SoundfontPools(tuple(soundfonts))
     parts: list[Part] = []
 
     def add(inst: Instrument, role: str, style: str) -> bool:
-        sf = _soundfont(rng, soundfonts, presets, inst)
+        sf = _soundfont(rng, list(pools.pool(inst.category)), presets, inst)
         if sf is None:
             return False
         parts.append(Part(inst.category, role, inst, style, sf, role in gen.MONOPHONIC_ROLES))
         return True
 
-    kits = [DRUM_KITS[k] for k in genre.drum_kits if any(_has(presets, sf, DRUM_KITS[k]) for sf in soundfonts)]
-    kits = kits or [DRUM_KITS[0]]
-    if not add(kits[int(rng.integers(len(kits)))], "drums", str(meter)):
-        raise ValueError("no soundfont provides a GM drum kit (bank 128)")
-    basses = [MELODIC[p] for p in genre.bass_programs if any(_has(presets, sf, MELODIC[p]) for sf in soundfonts)]
+    def provided(inst: Instrument) -> bool:
+        return any(_has(presets, sf, inst) for sf in pools.pool(inst.category))
+
+    if drums:
+        kits = [DRUM_KITS[k] for k in genre.drum_kits if provided(DRUM_KITS[k])]
+        kits = kits or [DRUM_KITS[0]]
+        if not add(kits[int(rng.integers(len(kits)))], "drums", str(meter)):
+            raise ValueError("no soundfont provides a GM drum kit (bank 128)")
+    basses = [MELODIC[p] for p in genre.bass_programs if provided(MELODIC[p])]
     if not basses or not add(basses[int(rng.integers(len(basses)))], "bass", str(weighted_choice(rng, genre.bass_styles))):
         raise ValueError("no soundfont provides the genre's bass programs")
 
     lo, hi = params.other_parts
     target = int(rng.integers(lo, hi + 1))
     pool = [e for e in genre.pool if e.program >= 0 or str(meter) in genre.percussion]
-    pool = [e for e in pool if any(_has(presets, sf, _instrument(e)) for sf in soundfonts)]
+    pool = [e for e in pool if provided(_instrument(e))]
     wanted = ["harmony", "melody"] + [None] * max(0, target - 2)
     comp_styles: list[str] = []
     for want in wanted[:target]:
@@ -183,13 +196,14 @@ def _finish(notes: list[Note], swing: Swing, end_tick: int, humanize: int, monop
 
 
 def compose(
-    genre_name: str,
+    genre_name: str | Genre,
     params: ComposeParams,
-    soundfonts: list[str],
+    soundfonts: list[str] | SoundfontPools,
     rng: RngFactory,
     presets: Presets | None = None,
 ) -> Score:
-    """A full song. `rng(*purpose)` returns an independent generator for each purpose."""
+    """A full song. `rng(*purpose)` returns an independent generator for each purpose. `genre_name` is
+    a built-in preset's name or a Genre (a user-defined one)."""
     genre = check_genre(genre_name)
     r = rng("global")
     meter_text = str(weighted_choice(r, genre.meters))
@@ -232,7 +246,9 @@ def compose(
             chords.append(ChordSpan(a, b, parse_roman(token, mode), i))
         tick, bar = end, bar + fs.bars
 
-    parts = choose_parts(genre, meter, params, soundfonts, presets, rng("parts"))
+    # drawn from their own generator, so a genre that always has drums composes what it did before
+    drums = genre.drums_prob >= 1.0 or (genre.drums_prob > 0.0 and rng("drums").random() < genre.drums_prob)
+    parts = choose_parts(genre, meter, params, soundfonts, presets, rng("parts"), drums)
     parts.sort(key=lambda p: STEMS.index(p.name))  # taxonomy order, as every corpus lists stems
     score = Score(genre.name, tonic, mode, meter, tempo, swing, sections, chords, parts)
     _activity(parts, sections, rng("activity"))

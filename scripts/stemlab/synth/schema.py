@@ -36,7 +36,11 @@ SONG_SCHEMA: dict = _obj(
         "channels": {"const": 2},
         "n_frames": _int,  # frames of every audio file of the song
         "duration_s": _num,  # n_frames / sample_rate
-        "genre": {"enum": ["pop", "rock", "hip-hop", "electronic", "jazz", "blues", "latin", "reggae", "classical"]},
+        "genre": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},  # a built-in preset or a genre of synth.genre_files
+        # how the song was composed (stemlab.synth.sources.SOURCES)
+        "source": {"enum": ["generated", "groove", "midi_song", "midi_chords"]},
+        # the genre's tempo ranges (bpm of the annotated beat) and drum probability; builtin = a preset
+        "genre_preset": _obj({"builtin": {"type": "boolean"}, "tempo": _list(_num), "compound_tempo": _list(_num), "drums_prob": _num}),
         "key": _str,  # tonic spelling: C, F#, Bb, ...
         "mode": {"enum": ["major", "minor"]},
         "tonic_pc": _int,  # 0 = C
@@ -92,7 +96,8 @@ SONG_SCHEMA: dict = _obj(
                     "style": _str,  # playing style (walking, strum, pad, ...) or the meter for drums
                     "instrument": _obj({"name": _str, "program": _int, "bank": _int, "is_drum": {"type": "boolean"}, "channel": _int}),
                     "program": _int,  # GM program (bank 128 kit for drums)
-                    "soundfont": _str,  # file name; versions.soundfonts has path and sha256
+                    "soundfont": _str,  # file name; versions.soundfonts has its path
+                    "soundfont_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                     "monophonic": {"type": "boolean"},  # bass, melody, counter: one note at a time
                     "n_notes": _int,
                     "pitch_range": _list(_int),
@@ -112,7 +117,7 @@ SONG_SCHEMA: dict = _obj(
         "master_fx": _obj(
             {"chain": _list(FX_STEP), "target_lufs": _num, "buffer_size": _int, "bus_loudness_lufs": _num, "stem_fader_shift_db": _num}
         ),
-        "generator": _obj({"genres": _list(_str), "duration_s": _list(_num), "other_parts": _list(_int), "tail_s": _num, "max_attempts": _int}),
+        "generator": _obj({"genres": _list(_str), "genre_files": _list(_str), "duration_s": _list(_num), "other_parts": _list(_int), "tail_s": _num, "max_attempts": _int}),
         "render": {"type": "object"},
         "quality": _obj(
             {

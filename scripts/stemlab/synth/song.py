@@ -31,11 +31,13 @@ from stemlab.download.fetch import sha256_file
 from stemlab.errors import StemlabError, check_section_keys
 from stemlab.synth import SYNTH_VERSION, mixing, quality
 from stemlab.synth.compose import ComposeParams, compose
-from stemlab.synth.genres import GENRE_NAMES, GENRES
+from stemlab.synth.genres import GENRE_NAMES, GENRES, Genre
 from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
 from stemlab.synth.render import BLOCK, Renderer
 from stemlab.synth.score import Score
+from stemlab.synth.sources.genrefile import load_genre_files
+from stemlab.synth.sources.soundfonts import SoundfontPools
 from stemlab.synth.theory import key_name
 from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
 
@@ -65,6 +67,9 @@ class SynthSettings:
     splits: tuple[tuple[str, float], ...] = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
     quality: quality.QualityConfig = field(default_factory=quality.QualityConfig)
     sample_rate: int = SAMPLE_RATE
+    genre_files: tuple[str, ...] = ()
+    user_genres: tuple[Genre, ...] = ()  # the genres of genre_files (from_config loads them)
+    soundfont_pools: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (stem category, soundfonts)
 
     @classmethod
     def from_config(cls, section: Mapping | None, seed: int | None = None) -> SynthSettings:
@@ -73,12 +78,15 @@ class SynthSettings:
         songs and shard_size (the shard plan) are the caller's; workers and validity are refused, they
         cannot change a song."""
         known = ("genres", "duration", "tail_s", "other_parts", "soundfonts", "outputs", "max_attempts",
-                 "splits", "quality", *PLAN_KEYS)  # fmt: skip
+                 "splits", "quality", "genre_files", "soundfont_pools", *PLAN_KEYS)  # fmt: skip
         s = check_section_keys(section, known, "synth")
         d = cls()
         duration = check_section_keys(s.get("duration"), ("min_s", "max_s"), "synth.duration")
         parts = check_section_keys(s.get("other_parts"), ("min", "max"), "synth.other_parts")
         splits = check_section_keys(s.get("splits"), SPLITS, "synth.splits")
+        genre_files = tuple(str(f) for f in s.get("genre_files", d.genre_files))
+        soundfonts = tuple(str(f) for f in s["soundfonts"]) if "soundfonts" in s else d.soundfonts
+        pools = SoundfontPools.from_config(soundfonts, s.get("soundfont_pools"))
         try:
             return cls(
                 seed=d.seed if seed is None else int(seed),
@@ -86,20 +94,25 @@ class SynthSettings:
                 duration_s=(float(duration.get("min_s", d.duration_s[0])), float(duration.get("max_s", d.duration_s[1]))),
                 tail_s=float(s.get("tail_s", d.tail_s)),
                 other_parts=(int(parts.get("min", d.other_parts[0])), int(parts.get("max", d.other_parts[1]))),
-                soundfonts=tuple(str(f) for f in s["soundfonts"]) if "soundfonts" in s else d.soundfonts,
+                soundfonts=soundfonts,
                 outputs=tuple(s["outputs"]) if "outputs" in s else d.outputs,
                 max_attempts=int(s.get("max_attempts", d.max_attempts)),
                 # in SPLITS order whatever the order of the mapping, so a reordered config is the same run
                 splits=tuple((k, float(splits[k])) for k in SPLITS if k in splits) if splits else d.splits,
                 quality=quality.QualityConfig.from_config(s.get("quality")),
+                genre_files=genre_files,
+                user_genres=tuple(load_genre_files(genre_files).values()),
+                soundfont_pools=pools.families,
             )
         except (TypeError, ValueError) as exc:
             raise StemlabError(f"synth: {exc}; fix the config (see config/README.md)") from exc
 
     def __post_init__(self) -> None:
-        bad = [g for g in self.genres if g not in GENRES]
+        table = self.genre_table
+        bad = [g for g in self.genres if g not in table]
         if bad or not self.genres:
-            raise StemlabError(f"unknown genre {bad[0] if bad else '(none)'}; synth.genres takes {', '.join(GENRE_NAMES)}")
+            extra = f" or a genre of synth.genre_files ({', '.join(g.name for g in self.user_genres) or 'none given'})"
+            raise StemlabError(f"unknown genre {bad[0] if bad else '(none)'}; synth.genres takes {', '.join(GENRE_NAMES)}{extra}")
         bad = [o for o in self.outputs if o not in OUTPUTS]
         if bad:
             raise StemlabError(f"unknown output {bad[0]!r}; synth.outputs takes {', '.join(OUTPUTS)}")
@@ -114,6 +127,16 @@ class SynthSettings:
         total = sum(f for _, f in self.splits)
         if any(s not in SPLITS for s, _ in self.splits) or total <= 0 or any(f < 0 for _, f in self.splits):
             raise StemlabError(f"synth.splits: fractions of {', '.join(SPLITS)} that are >= 0 and sum to > 0")
+
+
+    @property
+    def genre_table(self) -> dict[str, Genre]:
+        """The built-in presets and the user-defined genres, by name."""
+        return {**GENRES, **{g.name: g for g in self.user_genres}}
+
+    @property
+    def pools(self) -> SoundfontPools:
+        return SoundfontPools(self.soundfonts, self.soundfont_pools)
 
 
 def song_id(index: int) -> str:
@@ -171,6 +194,17 @@ class GateRejected(Exception):
     def __init__(self, stage: str, reasons: list[str]):
         super().__init__(f"{stage}: {'; '.join(reasons)}")
         self.stage, self.reasons = stage, reasons
+
+
+def genre_preset(genre: Genre) -> dict:
+    """What song.json records of the song's genre: its tempo ranges (what the validity table's tempo
+    prior reads, also for a genre of a genre file) and whether it is a built-in preset."""
+    return {
+        "builtin": GENRES.get(genre.name) is genre,
+        "tempo": [float(x) for x in genre.tempo],
+        "compound_tempo": [float(x) for x in genre.compound_tempo],
+        "drums_prob": float(genre.drums_prob),
+    }
 
 
 def _r6(x: float) -> float:
@@ -252,7 +286,7 @@ class SongMaker:
     def __init__(self, settings: SynthSettings, renderer: Renderer, soundfont_digests: dict[str, str] | None = None):
         self.settings = settings
         self.renderer = renderer
-        self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.soundfonts}
+        self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.pools.all()}
         self.versions = self._versions()
 
     def _versions(self) -> dict:
@@ -277,7 +311,7 @@ class SongMaker:
             "mido": dist("mido"),
             "numpy": np.__version__,
             "libsndfile": soundfile.__libsndfile_version__,
-            "soundfonts": [{"file": Path(sf).name, "path": sf, "sha256": self.digests[sf]} for sf in self.settings.soundfonts],
+            "soundfonts": [{"file": Path(sf).name, "path": sf, "sha256": self.digests[sf]} for sf in self.settings.pools.all()],
         }
 
     def rng_factory(self, index: int, attempt: int):
@@ -287,7 +321,8 @@ class SongMaker:
     def compose(self, index: int, attempt: int) -> Score:
         s = self.settings
         params = ComposeParams(s.duration_s, s.other_parts)
-        return compose(genre_for(s, index), params, list(s.soundfonts), self.rng_factory(index, attempt), self.renderer.presets)
+        genre = s.genre_table[genre_for(s, index)]
+        return compose(genre, params, s.pools, self.rng_factory(index, attempt), self.renderer.presets)
 
     def make(self, index: int) -> Song:
         rejected = []
@@ -316,7 +351,7 @@ class SongMaker:
             raise GateRejected("symbolic", reasons)
         music_frames = score.tempo.frame(score.end_tick, sr)
         n_frames = music_frames + int(round(s.tail_s * sr))
-        genre = GENRES[score.genre]
+        genre = s.genre_table[score.genre]
         beat_s = score.tempo.seconds(score.meter.beat_ticks)
 
         side = 1.0 if rng("pan").random() < 0.5 else -1.0
@@ -380,6 +415,7 @@ class SongMaker:
                     },
                     "program": part.instrument.program,
                     "soundfont": Path(part.soundfont).name,
+                    "soundfont_sha256": self.digests[part.soundfont],
                     "monophonic": part.monophonic,
                     "n_notes": len(part.notes),
                     "pitch_range": [min(pitches), max(pitches)],
@@ -406,6 +442,8 @@ class SongMaker:
             "n_frames": n_frames,
             "duration_s": _r6(n_frames / sr),
             **annotate(score),
+            "source": "generated",
+            "genre_preset": genre_preset(genre),
             "stems": stems,
             "mix": "mix.flac" if "mix" in outputs else None,
             "mix_loudness_lufs": rounded_lufs(mix, sr),
@@ -413,6 +451,7 @@ class SongMaker:
             "master_fx": master,
             "generator": {
                 "genres": list(s.genres),
+                "genre_files": [Path(f).name for f in s.genre_files],
                 "duration_s": list(s.duration_s),
                 "other_parts": list(s.other_parts),
                 "tail_s": s.tail_s,
@@ -479,4 +518,5 @@ def manifest_row(song: Song) -> dict:
         "attempt": m["attempt"],
         "mix_loudness_lufs": m["mix_loudness_lufs"],
         "seed": m["seed"],
+        "source": m["source"],
     }

@@ -222,19 +222,24 @@ def best_metrical_level(
     return best[0], max(best[1], 0.0)
 
 
-def genre_tempo_range(genre: str, time_signature: str, margin: float) -> tuple[float, float] | None:
+def genre_tempo_range(genre: str, time_signature: str, margin: float, recorded: dict | None = None) -> tuple[float, float] | None:
     """The genre preset's tempo range (bpm of the annotated beat) for the meter class of
-    `time_signature` ("6/8": compound), widened by `margin` each way; None for a genre without preset
-    (songs of real corpora)."""
+    `time_signature` ("6/8": compound), widened by `margin` each way; for a genre of a genre file the
+    ranges song.json records (`recorded`: its genre_preset); None for a genre without either (songs of
+    real corpora)."""
     from stemlab.synth.genres import GENRES
     from stemlab.synth.timing import Meter
 
     preset = GENRES.get(genre)
-    if preset is None:
+    if preset is not None:
+        ranges = (preset.compound_tempo, preset.tempo)
+    elif recorded and recorded.get("tempo") and recorded.get("compound_tempo"):
+        ranges = (recorded["compound_tempo"], recorded["tempo"])
+    else:
         return None
     num, _, den = time_signature.partition("/")
     compound = Meter(int(num), int(den)).compound if num.isdigit() and den.isdigit() else False
-    lo, hi = preset.compound_tempo if compound else preset.tempo
+    lo, hi = ranges[0] if compound else ranges[1]
     return float(lo) * (1.0 - margin), float(hi) * (1.0 + margin)
 
 
@@ -364,7 +369,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
         raise StemlabError(f"{song_dir / 'song.json'}: no 'beats' annotation; regenerate the shard")
     tempo_range = None
     if params.tempo_prior == "genre":
-        tempo_range = genre_tempo_range(row["genre"], row["time_signature"], params.tempo_prior_margin)
+        tempo_range = genre_tempo_range(row["genre"], row["time_signature"], params.tempo_prior_margin, meta.get("genre_preset"))
     row["tempo_prior_bpm"] = "" if tempo_range is None else f"{tempo_range[0]:.1f}-{tempo_range[1]:.1f}"
     estimated = track_beats(mix, sr, params.beat_tracker, tempo_range)
     row.update(beat_scores(beats, estimated, params.beat_window_s, params.beat_trim_s))
