@@ -358,6 +358,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     row: dict = {
         "song_id": song_id,
         "genre": meta.get("genre", ""),
+        "source": meta.get("source", "generated"),  # how the song was composed (stemlab.synth.sources)
         "time_signature": time_signature_text(meta.get("time_signature")),
         "tempo_bpm": meta.get("tempo_bpm"),
         "split": meta.get("split", ""),
@@ -460,6 +461,8 @@ def summarize(songs: pd.DataFrame, roles: Iterable[str], stems: pd.DataFrame | N
 
     rows = [block(f"genre={g}", part) for g, part in songs.groupby("genre", sort=True)]
     rows += [block(f"time_signature={t}", part) for t, part in songs.groupby("time_signature", sort=True)]
+    if "source" in songs:
+        rows += [block(f"source={s}", part) for s, part in songs.groupby("source", sort=True)]
     rows.append(block("overall", songs))
     if stems is not None and len(stems):
         for (role, category), part in stems.groupby(["role", "category"], sort=True):
@@ -489,8 +492,9 @@ def select_songs(songs: pd.DataFrame, splits: Sequence[str], max_per_genre: int)
     song id, at most `max_per_genre` per genre (0 = all). Songs are i.i.d. by index, so the first ones
     are an unbiased sample and the choice does not depend on the shard layout."""
     chosen = songs[songs["split"].isin(list(splits))].sort_values("song_id", kind="stable")
-    if max_per_genre > 0:
-        chosen = chosen.groupby("genre", sort=True, group_keys=False).head(max_per_genre)
+    if max_per_genre > 0:  # per genre and composition source, so every source keeps its share
+        keys = ["genre", "source"] if "source" in chosen else ["genre"]
+        chosen = chosen.groupby(keys, sort=True, group_keys=False).head(max_per_genre)
     return chosen.sort_values("song_id", kind="stable").reset_index(drop=True)
 
 
