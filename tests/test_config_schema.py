@@ -59,11 +59,12 @@ def with_value(section: dict, path: tuple[str, ...], value) -> dict:
 # Each section read by a from_config: how it is read, a non-default value for every one of its keys (a
 # new schema key fails test_every_key_has_a_changed_value until it gets one here), and the keys that are
 # read elsewhere (with where).
-SYNTH_ELSEWHERE = {"songs", "shard_size", "workers", "validity"}  # the shard plan, the job's threads, its own job
+# the shard plan, the job's threads, its own job, the download rules (the MIDI corpora of synth.sources)
+SYNTH_ELSEWHERE = {"songs", "shard_size", "workers", "validity", "corpora"}
 
 
 def _synth(section: dict):
-    return SynthSettings.from_config({k: v for k, v in section.items() if k not in ("workers", "validity")})
+    return SynthSettings.from_config({k: v for k, v in section.items() if k not in ("workers", "validity", "corpora")})
 
 
 def _validity(section: dict):
@@ -83,6 +84,10 @@ CASES = {
             ("other_parts", "max"): 5,
             ("soundfonts",): ["/elsewhere/x.sf2"],
             ("soundfont_pools",): {"bass": ["/elsewhere/y.sf2"]},
+            ("sources", "generated"): 0.5,
+            ("sources", "groove"): 1.0,
+            ("sources", "midi_song"): 1.0,
+            ("sources", "midi_chords"): 1.0,
             ("genre_files",): [str(Path(__file__).resolve().parents[1] / "config" / "genres" / "chamber.yaml")],
             ("outputs",): ["mix", "stems"],
             ("max_attempts",): 2,

@@ -98,6 +98,27 @@ def synth_genre_files():
     return out
 
 
+# composition sources and their MIDI corpora (stemlab.synth.sources.midisource.CORPUS_OF)
+SYNTH_SOURCE_CORPUS = {"groove": "groove", "midi_song": "lakh", "midi_chords": "lakh"}
+
+
+def synth_corpora():
+    """The MIDI corpora of the composition sources with weight above 0."""
+    weights = config["synth"]["sources"]
+    return sorted({c for s, c in SYNTH_SOURCE_CORPUS.items() if weights[s] > 0})
+
+
+def synth_corpus_dirs():
+    """resources/corpora/<corpus> of each used MIDI corpus: inputs of the shard jobs."""
+    return [corpus_dir(c) for c in synth_corpora()]
+
+
+def synth_corpus_args():
+    """--corpus name=dir,... for the shard job ("" without MIDI sources)."""
+    pairs = ",".join(f"{c}={corpus_dir(c)}" for c in synth_corpora())
+    return f"--corpus {shlex.quote(pairs)}" if pairs else ""
+
+
 def synth_workers():
     return int(config["synth"]["workers"])
 
@@ -113,10 +134,13 @@ def json_word(value):
 
 def synth_shard_config():
     """The synth_shard job's config: the synth section with the global seed and the soundfonts resolved,
-    less what cannot change a song (workers: the job's threads; validity: synth_validity's section).
+    less what cannot change a song (workers: the job's threads; validity: synth_validity's section;
+    corpora: where the MIDI corpora come from, the job's inputs).
     """
     s = config["synth"]
-    section = {k: v for k, v in s.items() if k not in ("workers", "validity")}
+    section = {
+        k: v for k, v in s.items() if k not in ("workers", "validity", "corpora")
+    }
     return json_word(
         {
             **section,
@@ -258,7 +282,7 @@ def data_split_tables():
 
 dl_sources.check_splits(config)  # train + valid <= 1, beyond what the schema can say
 
-DOWNLOAD_CORPORA = tuple(dl_sources.CORPORA)
+DOWNLOAD_CORPORA = tuple(dl_sources.ALL_CORPORA)
 DOWNLOAD_CORPUS_RE = "|".join(DOWNLOAD_CORPORA)
 DOWNLOAD_NAME_RE = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 
@@ -368,6 +392,7 @@ def download_targets():
     """
     return (
         [corpus_dir(c) for c in enabled_corpora()]
+        + synth_corpus_dirs()
         + [pretrained_folder(n) for n in pretrained_in_use()]
         + [soundfont_file(n) for n in dl_sources.soundfont_names(config)]
     )

@@ -11,6 +11,7 @@ rule synth_shard:
     input:
         soundfonts=synth_soundfont_downloads(),
         genres=synth_genre_files(),
+        corpora=synth_corpus_dirs(),
     output:
         directory("results/synth/shards/{shard}"),
     log:
@@ -26,9 +27,10 @@ rule synth_shard:
         slurm_partition=cpu_partition(),
     params:
         config=synth_shard_config(),
+        corpora=synth_corpus_args(),
     shell:
         "python -m stemlab.synth generate --shard {wildcards.shard} --out {output} "
-        "--workers {threads} --config {params.config} > {log} 2>&1"
+        "--workers {threads} --config {params.config} {params.corpora} > {log} 2>&1"
 
 
 rule synth_manifest:

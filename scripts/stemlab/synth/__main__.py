@@ -85,6 +85,9 @@ def generate_config(args: argparse.Namespace) -> dict:
             cfg[key] = {**base, **given}
     if args.splits is not None:
         cfg["splits"] = _splits(args.splits)  # a split left out of --splits is not in the run
+    if args.sources is not None:
+        example = "generated=1,groove=1"
+        cfg["sources"] = {k: _number(v, "--sources", k) for k, v in _key_values(args.sources, "--sources", example).items()}
     return cfg
 
 
@@ -110,7 +113,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.count is None:
             raise StemlabError("give --count N (and optionally --start) or --shard NAME --songs N --shard-size M")
         start, count = args.start, args.count
-    settings = SynthSettings.from_config(cfg, seed)
+    corpora = _key_values(args.corpus, "--corpus", "groove=resources/corpora/groove") if args.corpus else {}
+    settings = SynthSettings.from_config(cfg, seed, corpora)
     generate(settings, args.out, start, count, args.workers)
     return 0
 
@@ -158,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--splits", default=None,
                    help=f"split fractions (default {','.join(f'{k}={v}' for k, v in d.splits)})")  # fmt: skip
     g.add_argument("--quality", default=None, help="quality-gate thresholds, e.g. max_span=36,silence_dbfs=-60 (the rest keep theirs)")
+    g.add_argument("--sources", default=None,
+                   help="composition source weights, e.g. generated=1,groove=1 (synth.sources; generated, groove, midi_song, midi_chords)")  # fmt: skip
+    g.add_argument("--corpus", default=None,
+                   help="MIDI corpus folders of the sources, e.g. groove=DIR,lakh=DIR (the workflow's resources/corpora/<corpus>)")  # fmt: skip
     g.add_argument("--log", default=None, help="also log to this file")
     g.set_defaults(handler=cmd_generate)
 

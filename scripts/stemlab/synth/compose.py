@@ -70,6 +70,21 @@ class ComposeParams:
     other_parts: tuple[int, int]  # how many parts besides drums and bass
 
 
+@dataclass(frozen=True)
+class ComposeOverrides:
+    """What a composition source (stemlab.synth.sources) fixes instead of the genre's draws; every draw
+    still happens, so the other choices of the song stay those of its generators."""
+
+    meter: Meter | None = None
+    us_per_quarter: int | None = None  # the tempo; a fixed tempo also plays straight (no swing)
+    key: tuple[int, str] | None = None  # (tonic pitch class, mode)
+    drums: bool | None = None  # force a drum stem on (or off)
+    # (section name, number of chords, loop length, is the last section) -> chord tokens
+    progression: Callable[[str, int, int, bool], list[str]] | None = None
+    # (score, drum part) -> the drum part's notes, in place of the genre's grooves
+    drum_notes: Callable[[Score, Part], list[Note]] | None = None
+
+
 def _has(presets: Presets | None, sf: str, inst: Instrument) -> bool:
     return presets is None or (inst.bank, inst.program) in presets[sf]
 
@@ -201,22 +216,28 @@ def compose(
     soundfonts: list[str] | SoundfontPools,
     rng: RngFactory,
     presets: Presets | None = None,
+    overrides: ComposeOverrides | None = None,
 ) -> Score:
     """A full song. `rng(*purpose)` returns an independent generator for each purpose. `genre_name` is
     a built-in preset's name or a Genre (a user-defined one)."""
     genre = check_genre(genre_name)
+    ov = overrides or ComposeOverrides()
     r = rng("global")
     meter_text = str(weighted_choice(r, genre.meters))
     num, den = (int(x) for x in meter_text.split("/"))
-    meter = Meter(num, den)
+    meter = ov.meter or Meter(num, den)
     bpm = float(r.uniform(*(genre.compound_tempo if meter.compound else genre.tempo)))
     tempo = Tempo.from_beat_bpm(round(bpm * 2) / 2, meter)
-    swing_ratio = round(float(r.uniform(*genre.swing)), 3) if not meter.compound and den == 4 else 0.5
+    swing_ratio = round(float(r.uniform(*genre.swing)), 3) if not meter.compound and meter.denominator == 4 else 0.5
+    if ov.us_per_quarter is not None:
+        tempo, swing_ratio = Tempo(int(ov.us_per_quarter)), 0.5
     unit = meter.beat_ticks if genre.swing_unit == "8th" else meter.beat_ticks // 2
     swing = Swing(swing_ratio, unit if swing_ratio != 0.5 else 0)
     mode = str(weighted_choice(r, genre.modes))
     tonic = int(r.choice(12, p=np.array(genre.tonics) / sum(genre.tonics)))
-    grammar = genre.grammars[mode]
+    if ov.key is not None:
+        tonic, mode = ov.key
+    grammar = genre.grammars.get(mode) or next(iter(genre.grammars.values()))
 
     duration = float(r.uniform(*params.duration_s))
     bar_s = tempo.seconds(meter.bar_ticks)
@@ -230,9 +251,11 @@ def compose(
         if fs.name not in progressions:
             n_chords = max(1, int(fs.bars * cpb))
             loop = max(1, int(min(fs.bars, 4) * cpb))
-            progressions[fs.name] = section_progression(
-                grammar, fs.name, n_chords, loop, rng("chords", fs.name), final=fs.name == form[-1].name
-            )
+            final = fs.name == form[-1].name
+            if ov.progression is not None:
+                progressions[fs.name] = ov.progression(fs.name, n_chords, loop, final)
+            else:
+                progressions[fs.name] = section_progression(grammar, fs.name, n_chords, loop, rng("chords", fs.name), final=final)
     sections, chords = [], []
     tick, bar = 0, 0
     for i, fs in enumerate(form):
@@ -248,6 +271,7 @@ def compose(
 
     # drawn from their own generator, so a genre that always has drums composes what it did before
     drums = genre.drums_prob >= 1.0 or (genre.drums_prob > 0.0 and rng("drums").random() < genre.drums_prob)
+    drums = drums if ov.drums is None else ov.drums
     parts = choose_parts(genre, meter, params, soundfonts, presets, rng("parts"), drums)
     parts.sort(key=lambda p: STEMS.index(p.name))  # taxonomy order, as every corpus lists stems
     score = Score(genre.name, tonic, mode, meter, tempo, swing, sections, chords, parts)
@@ -255,9 +279,12 @@ def compose(
     for part in parts:
         notes: list[Note] = []
         fn = gen.GENERATORS[part.role]
-        for s in sections:
-            if s.index in part.active:
-                notes += fn(score, genre, part, s, rng("notes", part.name, s.name), rng("vary", part.name, s.index))
+        if part.role == "drums" and ov.drum_notes is not None:
+            notes = ov.drum_notes(score, part)
+        else:
+            for s in sections:
+                if s.index in part.active:
+                    notes += fn(score, genre, part, s, rng("notes", part.name, s.name), rng("vary", part.name, s.index))
         humanize = 0 if part.instrument.is_drum else genre.humanize_ticks
         part.notes = _finish(notes, swing, score.end_tick, humanize, part.monophonic, rng("humanize", part.name))
     return score

@@ -40,6 +40,9 @@ SONG_SCHEMA: dict = _obj(
         # how the song was composed (stemlab.synth.sources.SOURCES)
         "source": {"enum": ["generated", "groove", "midi_song", "midi_chords"]},
         # the genre's tempo ranges (bpm of the annotated beat) and drum probability; builtin = a preset
+        # the corpus file a MIDI source used (corpus, path inside it, sha256, chords: estimated | generated,
+        # skipped: files drawn before it that the engine cannot play); null for generated songs
+        "source_file": {"type": ["object", "null"]},
         "genre_preset": _obj({"builtin": {"type": "boolean"}, "tempo": _list(_num), "compound_tempo": _list(_num), "drums_prob": _num}),
         "key": _str,  # tonic spelling: C, F#, Bb, ...
         "mode": {"enum": ["major", "minor"]},
@@ -122,7 +125,7 @@ SONG_SCHEMA: dict = _obj(
         "quality": _obj(
             {
                 "attempt": _int,
-                "rejected": _list(_obj({"attempt": _int, "stage": {"enum": ["symbolic", "audio"]}, "reasons": _list(_str)})),
+                "rejected": _list(_obj({"attempt": _int, "stage": {"enum": ["symbolic", "audio", "source"]}, "reasons": _list(_str)})),
                 "symbolic": {"type": "object"},
                 "audio": {"type": "object"},
                 "musicality": {"type": "object"},

@@ -30,13 +30,14 @@ from stemlab.atomic import atomic_path, write_text
 from stemlab.download.fetch import sha256_file
 from stemlab.errors import StemlabError, check_section_keys
 from stemlab.synth import SYNTH_VERSION, mixing, quality
-from stemlab.synth.compose import ComposeParams, compose
+from stemlab.synth.compose import ComposeParams
 from stemlab.synth.genres import GENRE_NAMES, GENRES, Genre
 from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
 from stemlab.synth.render import BLOCK, Renderer
 from stemlab.synth.score import Score
 from stemlab.synth.sources.genrefile import load_genre_files
+from stemlab.synth.sources.midisource import SourcePlanner, SourceRejected, SourceSettings, compose_from_source, source_for
 from stemlab.synth.sources.soundfonts import SoundfontPools
 from stemlab.synth.theory import key_name
 from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
@@ -50,7 +51,7 @@ SPLITS = ("train", "valid", "test")
 # keys of the synth section that are not settings of the engine: the shard plan (read by the generate
 # CLI), the job's threads, and the synth_validity job's own section
 PLAN_KEYS = ("songs", "shard_size")
-NOT_SETTINGS = ("workers", "validity")
+NOT_SETTINGS = ("workers", "validity", "corpora")  # corpora: read by the download rules, passed as --corpus
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -70,15 +71,16 @@ class SynthSettings:
     genre_files: tuple[str, ...] = ()
     user_genres: tuple[Genre, ...] = ()  # the genres of genre_files (from_config loads them)
     soundfont_pools: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (stem category, soundfonts)
+    sources: SourceSettings = field(default_factory=SourceSettings)
 
     @classmethod
-    def from_config(cls, section: Mapping | None, seed: int | None = None) -> SynthSettings:
+    def from_config(cls, section: Mapping | None, seed: int | None = None, corpus_dirs: Mapping[str, str] | None = None) -> SynthSettings:
         """The `synth` config section (schema shape: duration {min_s, max_s}, other_parts {min, max},
         splits {train, valid, test}, quality {...}) as settings; a missing key keeps its default.
         songs and shard_size (the shard plan) are the caller's; workers and validity are refused, they
         cannot change a song."""
         known = ("genres", "duration", "tail_s", "other_parts", "soundfonts", "outputs", "max_attempts",
-                 "splits", "quality", "genre_files", "soundfont_pools", *PLAN_KEYS)  # fmt: skip
+                 "splits", "quality", "genre_files", "soundfont_pools", "sources", *PLAN_KEYS)  # fmt: skip
         s = check_section_keys(section, known, "synth")
         d = cls()
         duration = check_section_keys(s.get("duration"), ("min_s", "max_s"), "synth.duration")
@@ -103,6 +105,7 @@ class SynthSettings:
                 genre_files=genre_files,
                 user_genres=tuple(load_genre_files(genre_files).values()),
                 soundfont_pools=pools.families,
+                sources=SourceSettings.from_config(s.get("sources"), corpus_dirs),
             )
         except (TypeError, ValueError) as exc:
             raise StemlabError(f"synth: {exc}; fix the config (see config/README.md)") from exc
@@ -288,6 +291,8 @@ class SongMaker:
         self.renderer = renderer
         self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.pools.all()}
         self.versions = self._versions()
+        self.planner = SourcePlanner(settings.sources)
+        self.planner.prepare()
 
     def _versions(self) -> dict:
         from importlib import metadata
@@ -319,10 +324,19 @@ class SongMaker:
         return lambda *keys: seeding.rng(seed, "synth", index, "attempt", attempt, *keys)
 
     def compose(self, index: int, attempt: int) -> Score:
+        return self.compose_song(index, attempt)[0]
+
+    def compose_song(self, index: int, attempt: int) -> tuple[Score, str, dict | None]:
+        """The score, its composition source and what song.json records of the source's file."""
         s = self.settings
         params = ComposeParams(s.duration_s, s.other_parts)
         genre = s.genre_table[genre_for(s, index)]
-        return compose(genre, params, s.pools, self.rng_factory(index, attempt), self.renderer.presets)
+        source = source_for(s.seed, s.sources, index)
+        try:
+            score, source_file = compose_from_source(source, self.planner, genre, params, s.pools, self.renderer.presets, self.rng_factory(index, attempt))
+        except SourceRejected as exc:
+            raise GateRejected("source", [str(exc)]) from exc
+        return score, source, source_file
 
     def make(self, index: int) -> Song:
         rejected = []
@@ -345,7 +359,7 @@ class SongMaker:
         s = self.settings
         sr = s.sample_rate
         rng = self.rng_factory(index, attempt)
-        score = self.compose(index, attempt)
+        score, source, source_file = self.compose_song(index, attempt)
         reasons, sym_metrics = quality.symbolic(score, s.quality)
         if reasons:
             raise GateRejected("symbolic", reasons)
@@ -442,7 +456,8 @@ class SongMaker:
             "n_frames": n_frames,
             "duration_s": _r6(n_frames / sr),
             **annotate(score),
-            "source": "generated",
+            "source": source,
+            "source_file": source_file,
             "genre_preset": genre_preset(genre),
             "stems": stems,
             "mix": "mix.flac" if "mix" in outputs else None,
