@@ -68,6 +68,31 @@ def test_same_bytes_across_shard_sizes_workers_and_processes(reference, tmp_path
     assert list(merged["shard"]) == ["a", "b", "b", "b"]
 
 
+TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+@pytest.mark.slow
+@needs_sf2
+@pytest.mark.skipif(not Path(TIM).is_file(), reason="needs Debian timgm6mb-soundfont")
+def test_every_source_gives_the_same_bytes_across_shard_sizes_and_workers(tmp_path):
+    """MIDI sources, a genre file and a soundfont pool: songs 0-3 in one shard of one worker, and as
+    shards of 1 and 3 songs, the second with two workers, are the same bytes."""
+    from tests.midi_corpus_fixture import groove_corpus, lakh_corpus
+
+    corpus = f"groove={groove_corpus(tmp_path / 'groove')},lakh={lakh_corpus(tmp_path / 'lakh')}"
+    extra = ["--seed", "24", "--sources", "generated=1,groove=1,midi_song=1,midi_chords=1", "--corpus", corpus,
+             "--genre-file", str(REPO / "config" / "genres" / "chamber.yaml"), "--genre", "pop", "chamber",
+             "--soundfont", SF2, TIM, "--outputs", "stems,midi"]  # fmt: skip
+    _cli("--start", "0", "--count", "4", "--out", str(tmp_path / "ref"), *extra)
+    _cli("--start", "0", "--count", "1", "--out", str(tmp_path / "a"), *extra)
+    _cli("--start", "1", "--count", "3", "--workers", "2", "--out", str(tmp_path / "b"), *extra)
+    for i in range(4):
+        sid = f"syn-{i:06d}"
+        assert _files(tmp_path / "ref" / sid) == _files(tmp_path / ("a" if i < 1 else "b") / sid), f"{sid} differs"
+    sources = pd.read_parquet(tmp_path / "ref" / "manifest.parquet")["source"]
+    assert set(sources) == {"generated", "groove", "midi_song", "midi_chords"}, list(sources)  # seed 24: one of each
+
+
 @pytest.mark.slow
 @needs_sf2
 def test_killed_shard_job_then_rerun_gives_the_same_bytes(reference, tmp_path):
