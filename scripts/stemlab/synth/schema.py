@@ -100,7 +100,10 @@ SONG_SCHEMA: dict = _obj(
                     "instrument": _obj({"name": _str, "program": _int, "bank": _int, "is_drum": {"type": "boolean"}, "channel": _int}),
                     "program": _int,  # GM program (bank 128 kit for drums)
                     "soundfont": _str,  # file name; versions.soundfonts has its path
-                    "soundfont_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                    "soundfont_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},  # null: samples
+                    # a part the sample library plays (soundfont "samples"): {kind: one_shots, classes: {class:
+                    # {file, sha256}}} or {kind: loop, file, sha256, bpm, beats}; null for a FluidSynth part
+                    "samples": {"type": ["object", "null"]},
                     "monophonic": {"type": "boolean"},  # bass, melody, counter: one note at a time
                     "n_notes": _int,
                     "pitch_range": _list(_int),

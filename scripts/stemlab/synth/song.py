@@ -38,6 +38,7 @@ from stemlab.synth.render import BLOCK, Renderer
 from stemlab.synth.score import Score
 from stemlab.synth.sources.genrefile import load_genre_files
 from stemlab.synth.sources.midisource import SourcePlanner, SourceRejected, SourceSettings, compose_from_source, source_for
+from stemlab.synth.sources.samples import SampleLayers, SampleSettings
 from stemlab.synth.sources.soundfonts import SoundfontPools
 from stemlab.synth.theory import key_name
 from stemlab.synth.timing import PPQ, beat_ticks, downbeat_ticks
@@ -72,6 +73,7 @@ class SynthSettings:
     user_genres: tuple[Genre, ...] = ()  # the genres of genre_files (from_config loads them)
     soundfont_pools: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (stem category, soundfonts)
     sources: SourceSettings = field(default_factory=SourceSettings)
+    samples: SampleSettings = field(default_factory=SampleSettings)
 
     @classmethod
     def from_config(cls, section: Mapping | None, seed: int | None = None, corpus_dirs: Mapping[str, str] | None = None) -> SynthSettings:
@@ -80,7 +82,7 @@ class SynthSettings:
         songs and shard_size (the shard plan) are the caller's; workers and validity are refused, they
         cannot change a song."""
         known = ("genres", "duration", "tail_s", "other_parts", "soundfonts", "outputs", "max_attempts",
-                 "splits", "quality", "genre_files", "soundfont_pools", "sources", *PLAN_KEYS)  # fmt: skip
+                 "splits", "quality", "genre_files", "soundfont_pools", "sources", "samples", *PLAN_KEYS)  # fmt: skip
         s = check_section_keys(section, known, "synth")
         d = cls()
         duration = check_section_keys(s.get("duration"), ("min_s", "max_s"), "synth.duration")
@@ -106,6 +108,7 @@ class SynthSettings:
                 user_genres=tuple(load_genre_files(genre_files).values()),
                 soundfont_pools=pools.families,
                 sources=SourceSettings.from_config(s.get("sources"), corpus_dirs),
+                samples=SampleSettings.from_config(s.get("samples")),
             )
         except (TypeError, ValueError) as exc:
             raise StemlabError(f"synth: {exc}; fix the config (see config/README.md)") from exc
@@ -293,6 +296,7 @@ class SongMaker:
         self.versions = self._versions()
         self.planner = SourcePlanner(settings.sources)
         self.planner.prepare()
+        self.layers = SampleLayers(settings.samples, settings.sample_rate)
 
     def _versions(self) -> dict:
         from importlib import metadata
@@ -326,8 +330,9 @@ class SongMaker:
     def compose(self, index: int, attempt: int) -> Score:
         return self.compose_song(index, attempt)[0]
 
-    def compose_song(self, index: int, attempt: int) -> tuple[Score, str, dict | None]:
-        """The score, its composition source and what song.json records of the source's file."""
+    def compose_song(self, index: int, attempt: int) -> tuple[Score, str, dict | None, dict[str, dict]]:
+        """The score, its composition source, what song.json records of the source's file, and the
+        parts the sample library plays (by stem name)."""
         s = self.settings
         params = ComposeParams(s.duration_s, s.other_parts)
         genre = s.genre_table[genre_for(s, index)]
@@ -336,7 +341,8 @@ class SongMaker:
             score, source_file = compose_from_source(source, self.planner, genre, params, s.pools, self.renderer.presets, self.rng_factory(index, attempt))
         except SourceRejected as exc:
             raise GateRejected("source", [str(exc)]) from exc
-        return score, source, source_file
+        samples = self.layers.plan(score, self.rng_factory(index, attempt))
+        return score, source, source_file, samples
 
     def make(self, index: int) -> Song:
         rejected = []
@@ -359,7 +365,7 @@ class SongMaker:
         s = self.settings
         sr = s.sample_rate
         rng = self.rng_factory(index, attempt)
-        score, source, source_file = self.compose_song(index, attempt)
+        score, source, source_file, samples = self.compose_song(index, attempt)
         reasons, sym_metrics = quality.symbolic(score, s.quality)
         if reasons:
             raise GateRejected("symbolic", reasons)
@@ -371,7 +377,10 @@ class SongMaker:
         side = 1.0 if rng("pan").random() < 0.5 else -1.0
         dry, pres, stats, stems_meta = {}, {}, {}, []
         for part in score.parts:
-            raw = self.renderer.render(score, part, n_frames)
+            if part.name in samples:
+                raw = self.layers.render(score, part, samples[part.name], n_frames)
+            else:
+                raw = self.renderer.render(score, part, n_frames)
             stats[part.name] = {"dry": quality.signal_stats(raw)}
             dry[part.name] = quantize24(raw)  # the wet stem is made from exactly what dry/<stem>.flac holds
             del raw
@@ -429,7 +438,8 @@ class SongMaker:
                     },
                     "program": part.instrument.program,
                     "soundfont": Path(part.soundfont).name,
-                    "soundfont_sha256": self.digests[part.soundfont],
+                    "soundfont_sha256": self.digests.get(part.soundfont),  # null for a sample part
+                    "samples": self.layers.record(samples[part.name]) if part.name in samples else None,
                     "monophonic": part.monophonic,
                     "n_notes": len(part.notes),
                     "pitch_range": [min(pitches), max(pitches)],
