@@ -141,7 +141,7 @@ def test_songs_of_a_genre_file_through_the_cli(tmp_path):
     assert sorted(m["genre"] for m in metas) == ["classical", "folk"]
     for meta in metas:
         jsonschema.validate(meta, SONG_SCHEMA)
-        assert meta["source"] == "generated" and "drums" not in [s["role"] for s in meta["stems"]]
+        assert meta["composition_source"] == "generated" and "drums" not in [s["role"] for s in meta["stems"]]
         assert meta["generator"]["genre_files"] == (["genres.yaml"])
         assert meta["genre_preset"]["builtin"] == (meta["genre"] == "classical")
     folk = next(m for m in metas if m["genre"] == "folk")

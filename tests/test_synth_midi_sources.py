@@ -116,8 +116,8 @@ def test_groove_songs_play_the_files_drums_in_its_meter_and_tempo(corpora, rende
         song = maker.make(index)
         meta = song.meta
         jsonschema.validate(meta, SONG_SCHEMA)
-        sf = meta["source_file"]
-        assert meta["source"] == "groove" and sf["corpus"] == "groove" and sf["chords"] == "generated"
+        sf = meta["composition_file"]
+        assert meta["composition_source"] == "groove" and sf["corpus"] == "groove" and sf["chords"] == "generated"
         assert sf["sha256"] == sha256_file(Path(corpora["groove"]) / sf["path"])
         bpm = int(Path(sf["path"]).name.split("_")[2])
         assert meta["tempo_bpm"] == pytest.approx(bpm, abs=1e-3) and meta["swing"]["ratio"] == 0.5
@@ -138,7 +138,7 @@ def test_midi_songs_are_the_files_score(corpora, renderer):
     for index in range(4):
         meta = maker.make(index).meta
         jsonschema.validate(meta, SONG_SCHEMA)
-        sf = meta["source_file"]
+        sf = meta["composition_file"]
         seen.add(sf["path"])
         assert sf["path"] != "b/song_b.mid" and all(s.startswith("b/song_b.mid: 2 tempi") for s in sf["skipped"])
         stems = {s["name"]: s for s in meta["stems"]}
@@ -157,9 +157,9 @@ def test_midi_chords_songs_take_the_files_progression(corpora, renderer):
     for index in range(3):
         meta = maker.make(index).meta
         jsonschema.validate(meta, SONG_SCHEMA)
-        sf = meta["source_file"]
+        sf = meta["composition_file"]
         tonic = {"a/song_a.mid": "C", "c/song_c.mid": "G"}[sf["path"]]
-        assert meta["source"] == "midi_chords" and sf["chords"] == "estimated" and meta["key"] == tonic and meta["mode"] == "major"
+        assert meta["composition_source"] == "midi_chords" and sf["chords"] == "estimated" and meta["key"] == tonic and meta["mode"] == "major"
         assert {c["roman"] for c in meta["chords"]} <= {"I", "vi", "IV", "V"}
         cycle = ["I", "vi", "IV", "V"]
         last = len(meta["arrangement"]) - 1

@@ -269,11 +269,11 @@ def test_analyze_song_and_summary(tmp_path):
     # annotations 100 ms off the audio (the kind of bug this table exists to catch) fail the beat check
     shifted_dir = make_song(tmp_path, beat_offset=0.1, genre="jazz", song_id="b")
     meta = json.loads((shifted_dir / "song.json").read_text())
-    (shifted_dir / "song.json").write_text(json.dumps({**meta, "source": "groove"}))  # composed from a MIDI groove
+    (shifted_dir / "song.json").write_text(json.dumps({**meta, "composition_source": "groove"}))  # composed from a MIDI groove
     shifted_out = validity.analyze_song(shifted_dir, params)
     shifted = shifted_out["song"]
     assert shifted["beat_f"] < 0.3
-    assert (good["source"], shifted["source"]) == ("generated", "groove")  # a song.json without source: generated
+    assert (good["source"], shifted["source"]) == ("generated", "groove")  # a song.json without one: generated
 
     stems = pd.DataFrame(good_out["stems"] + shifted_out["stems"])
     table = validity.summarize(pd.DataFrame([good, shifted]), params.roles, stems)

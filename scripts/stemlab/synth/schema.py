@@ -38,11 +38,11 @@ SONG_SCHEMA: dict = _obj(
         "duration_s": _num,  # n_frames / sample_rate
         "genre": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},  # a built-in preset or a genre of synth.genre_files
         # how the song was composed (stemlab.synth.sources.SOURCES)
-        "source": {"enum": ["generated", "groove", "midi_song", "midi_chords"]},
+        "composition_source": {"enum": ["generated", "groove", "midi_song", "midi_chords"]},
         # the genre's tempo ranges (bpm of the annotated beat) and drum probability; builtin = a preset
         # the corpus file a MIDI source used (corpus, path inside it, sha256, chords: estimated | generated,
         # skipped: files drawn before it that the engine cannot play); null for generated songs
-        "source_file": {"type": ["object", "null"]},
+        "composition_file": {"type": ["object", "null"]},
         "genre_preset": _obj({"builtin": {"type": "boolean"}, "tempo": _list(_num), "compound_tempo": _list(_num), "drums_prob": _num}),
         "key": _str,  # tonic spelling: C, F#, Bb, ...
         "mode": {"enum": ["major", "minor"]},

@@ -466,8 +466,10 @@ class SongMaker:
             "n_frames": n_frames,
             "duration_s": _r6(n_frames / sr),
             **annotate(score),
-            "source": source,
-            "source_file": source_file,
+            # how the song was composed (stemlab.synth.sources.midisource.SOURCES) and from which corpus file;
+            # not `source`, which canonical song.json files of real corpora use for where they came from
+            "composition_source": source,
+            "composition_file": source_file,
             "genre_preset": genre_preset(genre),
             "stems": stems,
             "mix": "mix.flac" if "mix" in outputs else None,
@@ -543,5 +545,5 @@ def manifest_row(song: Song) -> dict:
         "attempt": m["attempt"],
         "mix_loudness_lufs": m["mix_loudness_lufs"],
         "seed": m["seed"],
-        "source": m["source"],
+        "source": m["composition_source"],
     }

@@ -358,7 +358,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     row: dict = {
         "song_id": song_id,
         "genre": meta.get("genre", ""),
-        "source": meta.get("source", "generated"),  # how the song was composed (stemlab.synth.sources)
+        "source": meta.get("composition_source", "generated"),  # how the song was composed (stemlab.synth.sources)
         "time_signature": time_signature_text(meta.get("time_signature")),
         "tempo_bpm": meta.get("tempo_bpm"),
         "split": meta.get("split", ""),
