@@ -45,7 +45,7 @@ def test_validity_cli_writes_tables(manifest, tmp_path, capsys):
     assert _run(["validity", "--manifest", str(manifest), "--out", str(out), "--songs-out", str(songs_out), "--workers", "2"]) == 0
     summary = pd.read_csv(out).set_index("group")
     assert summary.loc["overall", "n_songs"] == 2  # the train song is not held out
-    assert set(summary.index) == {"genre=jazz", "genre=pop", "time_signature=4/4", "overall", "bass:category=bass", "melody:category=wind"}
+    assert set(summary.index) == {"genre=jazz", "genre=pop", "time_signature=4/4", "source=generated", "overall", "bass:category=bass", "melody:category=wind"}
     assert summary.loc["overall", "beat_f"] >= 0.95
     assert summary.loc["overall", "melody_note_accuracy"] == 1.0
     per_song = pd.read_csv(songs_out)
