@@ -66,6 +66,8 @@ def test_stats_then_figure(manifest, tmp_path):
     table = pd.read_parquet(songs)
     assert list(table["duration_s"]) == [16.0] * 3 and set(table["split"]) == {"test", "train"}
     assert len(pd.read_parquet(stems)) == 9
+    assert set(table["source"]) == {"generated"}  # song.json files without composition_source
+    assert "soundfont" in pd.read_parquet(stems)
     assert figure.main(["--songs", str(songs), "--stems", str(stems), "--out", str(tmp_path / "f.pdf")]) == 0
     assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
 
