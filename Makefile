@@ -4,9 +4,10 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-# fluidsynth: the synth engine; graphviz: the rule-graph figure; latexmk + TeX Live base/recommended: the paper (~170 MB with graphviz)
-APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm graphviz latexmk texlive-latex-base \
-	texlive-latex-recommended texlive-fonts-recommended
+# fluidsynth + the Debian soundfonts: the synth engine and its soundfont pool; graphviz: the rule-graph figure;
+# latexmk + TeX Live base/recommended: the paper (~170 MB with graphviz)
+APT_RUN := fluidsynth libfluidsynth3 fluid-soundfont-gm musescore-general-soundfont timgm6mb-soundfont graphviz \
+	latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended
 # chromium: the report test opens the report in a headless browser
 APT_TEST := slurmctld slurmd slurm-client munge chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -6,8 +6,10 @@ test/test_config_schema.py is the model). Each case below says which module keep
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 
 from stemlab.config import load_schema, schema_defaults
 from stemlab.data import conform, features, medleydb, musdb
@@ -20,7 +22,9 @@ from stemlab.synth import song, validity
 from stemlab.synth.genres import GENRE_NAMES
 from stemlab.synth.quality import QualityConfig
 from stemlab.synth.song import SynthSettings
+from stemlab.synth.sources.genrefile import SCHEMA_PATH as GENRE_SCHEMA
 from stemlab.synth.validity import Selection, ValidityParams
+from stemlab.taxonomy import STEMS
 
 SCHEMA = load_schema()
 
@@ -55,11 +59,12 @@ def with_value(section: dict, path: tuple[str, ...], value) -> dict:
 # Each section read by a from_config: how it is read, a non-default value for every one of its keys (a
 # new schema key fails test_every_key_has_a_changed_value until it gets one here), and the keys that are
 # read elsewhere (with where).
-SYNTH_ELSEWHERE = {"songs", "shard_size", "workers", "validity"}  # the shard plan, the job's threads, its own job
+# the shard plan, the job's threads, its own job, the download rules (the MIDI corpora of synth.sources)
+SYNTH_ELSEWHERE = {"songs", "shard_size", "workers", "validity", "corpora"}
 
 
 def _synth(section: dict):
-    return SynthSettings.from_config({k: v for k, v in section.items() if k not in ("workers", "validity")})
+    return SynthSettings.from_config({k: v for k, v in section.items() if k not in ("workers", "validity", "corpora")})
 
 
 def _validity(section: dict):
@@ -78,6 +83,16 @@ CASES = {
             ("other_parts", "min"): 3,
             ("other_parts", "max"): 5,
             ("soundfonts",): ["/elsewhere/x.sf2"],
+            ("soundfont_pools",): {"bass": ["/elsewhere/y.sf2"]},
+            ("sources", "generated"): 0.5,
+            ("sources", "groove"): 1.0,
+            ("sources", "midi_song"): 1.0,
+            ("sources", "midi_chords"): 1.0,
+            ("samples", "path"): "/elsewhere/samples",
+            ("samples", "table"): "/elsewhere/samples.csv",
+            ("samples", "drums"): 0.5,
+            ("samples", "loops"): 0.5,
+            ("genre_files",): [str(Path(__file__).resolve().parents[1] / "config" / "genres" / "chamber.yaml")],
             ("outputs",): ["mix", "stems"],
             ("max_attempts",): 2,
             ("splits", "train"): 0.7,
@@ -190,7 +205,10 @@ def test_enums_are_the_schemas():
         node = schema_node(*path)
         return tuple((node.get("items") or node)["enum"])
 
-    assert enum("synth", "genres") == GENRE_NAMES
+    assert tuple(schema_node("synth", "genres")["default"]) == GENRE_NAMES
+    assert tuple(schema_node("synth", "soundfont_pools")["propertyNames"]["enum"]) == STEMS
+    genre_schema = yaml.safe_load(GENRE_SCHEMA.read_text())
+    assert tuple(genre_schema["properties"]["genres"]["additionalProperties"]["properties"]["base"]["enum"]) == GENRE_NAMES
     assert enum("synth", "outputs") == song.OUTPUTS
     assert tuple(schema_node("synth", "splits")["properties"]) == song.SPLITS
     assert enum("synth", "validity", "beat_tracker") == validity.BEAT_TRACKERS

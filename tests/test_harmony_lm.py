@@ -38,7 +38,7 @@ SPLITS = ("train", "train", "valid", "test")
 
 def _score(index: int, composer=None, seed: int = 3):
     genre = GENRE_NAMES[index % len(GENRE_NAMES)]
-    return compose(genre, PARAMS, [SF], lambda *k: seeded(seed, index, *k), None, composer)
+    return compose(genre, PARAMS, [SF], lambda *k: seeded(seed, index, *k), None, composer=composer)
 
 
 def write_corpus(root: Path, n_songs: int) -> Path:
@@ -218,7 +218,7 @@ def test_sampling_gives_the_same_song_in_another_process(trained):
         "import json, sys; from stemlab.seeding import rng; from stemlab.synth.compose import ComposeParams, compose; "
         "from stemlab.synth.learned.composer import ComposerConfig, load_composer; "
         "c = load_composer(ComposerConfig('learned', sys.argv[1])); "
-        f"s = compose({GENRE_NAMES[7]!r}, ComposeParams((20.0, 30.0), (2, 3)), ['sf.sf2'], lambda *k: rng(3, 7, *k), None, c); "
+        f"s = compose({GENRE_NAMES[7]!r}, ComposeParams((20.0, 30.0), (2, 3)), ['sf.sf2'], lambda *k: rng(3, 7, *k), None, composer=c); "
         "assert 'torch' not in sys.modules; "
         "print(json.dumps([[x.chord.roman for x in s.chords], [[n.pitch for n in p.notes] for p in s.parts]]))"
     )

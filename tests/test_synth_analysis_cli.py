@@ -45,7 +45,7 @@ def test_validity_cli_writes_tables(manifest, tmp_path, capsys):
     assert _run(["validity", "--manifest", str(manifest), "--out", str(out), "--songs-out", str(songs_out), "--workers", "2"]) == 0
     summary = pd.read_csv(out).set_index("group")
     assert summary.loc["overall", "n_songs"] == 2  # the train song is not held out
-    assert set(summary.index) == {"genre=jazz", "genre=pop", "time_signature=4/4", "overall", "bass:category=bass", "melody:category=wind"}
+    assert set(summary.index) == {"genre=jazz", "genre=pop", "time_signature=4/4", "source=generated", "composer=markov", "overall", "bass:category=bass", "melody:category=wind"}
     assert summary.loc["overall", "beat_f"] >= 0.95
     assert summary.loc["overall", "melody_note_accuracy"] == 1.0
     per_song = pd.read_csv(songs_out)
@@ -66,6 +66,8 @@ def test_stats_then_figure(manifest, tmp_path):
     table = pd.read_parquet(songs)
     assert list(table["duration_s"]) == [16.0] * 3 and set(table["split"]) == {"test", "train"}
     assert len(pd.read_parquet(stems)) == 9
+    assert set(table["source"]) == {"generated"}  # song.json files without composition_source
+    assert "soundfont" in pd.read_parquet(stems)
     assert figure.main(["--songs", str(songs), "--stems", str(stems), "--out", str(tmp_path / "f.pdf")]) == 0
     assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
 

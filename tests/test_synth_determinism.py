@@ -68,6 +68,45 @@ def test_same_bytes_across_shard_sizes_workers_and_processes(reference, tmp_path
     assert list(merged["shard"]) == ["a", "b", "b", "b"]
 
 
+TIM = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+@pytest.mark.slow
+@needs_sf2
+@pytest.mark.skipif(not Path(TIM).is_file(), reason="needs Debian timgm6mb-soundfont")
+def test_every_source_gives_the_same_bytes_across_shard_sizes_and_workers(tmp_path):
+    """MIDI sources, a genre file, a soundfont pool and sample layers: songs 0-3 in one shard of one
+    worker, and as shards of 1 and 3 songs, the second with two workers, are the same bytes."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from tests.midi_corpus_fixture import groove_corpus, lakh_corpus
+
+    corpus = f"groove={groove_corpus(tmp_path / 'groove')},lakh={lakh_corpus(tmp_path / 'lakh')}"
+    lib = tmp_path / "samples"
+    lib.mkdir()
+    noise = np.random.Generator(np.random.PCG64(1)).standard_normal((4000, 2)).astype(np.float32) * 0.3
+    for name in ("kick.wav", "snare.wav", "hat.wav", "shaker_loop_100bpm.wav"):
+        sf.write(lib / name, noise if "loop" not in name else np.tile(noise[:600], (44, 1)), 44100)
+    samples = {"samples": {"path": str(lib), "drums": 0.5, "loops": 0.5}}
+    extra = ["--config", json.dumps(samples), "--seed", "24", "--sources", "generated=1,groove=1,midi_song=1,midi_chords=1", "--corpus", corpus,
+             "--genre-file", str(REPO / "config" / "genres" / "chamber.yaml"), "--genre", "pop", "chamber",
+             "--soundfont", SF2, TIM, "--outputs", "stems,midi"]  # fmt: skip
+    _cli("--start", "0", "--count", "4", "--out", str(tmp_path / "ref"), *extra)
+    _cli("--start", "0", "--count", "1", "--out", str(tmp_path / "a"), *extra)
+    _cli("--start", "1", "--count", "3", "--workers", "2", "--out", str(tmp_path / "b"), *extra)
+    for i in range(4):
+        sid = f"syn-{i:06d}"
+        assert _files(tmp_path / "ref" / sid) == _files(tmp_path / ("a" if i < 1 else "b") / sid), f"{sid} differs"
+    sources = pd.read_parquet(tmp_path / "ref" / "manifest.parquet")["source"]
+    assert set(sources) == {"generated", "groove", "midi_song", "midi_chords"}, list(sources)  # seed 24: one of each
+    metas = [json.loads(p.read_text()) for p in sorted((tmp_path / "ref").glob("syn-*/song.json"))]
+    played = {st["samples"]["kind"] for m in metas for st in m["stems"] if st["samples"]}
+    assert played == {"one_shots", "loop"}, played  # both kinds of sample layer are in the compared songs
+
+
 @pytest.mark.slow
 @needs_sf2
 def test_killed_shard_job_then_rerun_gives_the_same_bytes(reference, tmp_path):

@@ -268,9 +268,13 @@ def test_analyze_song_and_summary(tmp_path):
     assert good["melody_notes"] == len(MELODY) and good["melody_correct"] == len(MELODY)
     assert good["bass_notes"] == len(BASS) and good["bass_correct"] == len(BASS)
     # annotations 100 ms off the audio (the kind of bug this table exists to catch) fail the beat check
-    shifted_out = validity.analyze_song(make_song(tmp_path, beat_offset=0.1, genre="jazz", song_id="b"), params)
+    shifted_dir = make_song(tmp_path, beat_offset=0.1, genre="jazz", song_id="b")
+    meta = json.loads((shifted_dir / "song.json").read_text())
+    (shifted_dir / "song.json").write_text(json.dumps({**meta, "composition_source": "groove"}))  # composed from a MIDI groove
+    shifted_out = validity.analyze_song(shifted_dir, params)
     shifted = shifted_out["song"]
     assert shifted["beat_f"] < 0.3
+    assert (good["source"], shifted["source"]) == ("generated", "groove")  # a song.json without one: generated
 
     stems = pd.DataFrame(good_out["stems"] + shifted_out["stems"])
     table = validity.summarize(pd.DataFrame([good, shifted]), params.roles, stems)
@@ -279,6 +283,8 @@ def test_analyze_song_and_summary(tmp_path):
     assert rows.loc["genre=pop", "beat_f"] >= 0.95 and rows.loc["genre=jazz", "beat_f"] < 0.3
     assert rows.loc["overall", "melody_note_accuracy"] == 1.0
     assert rows.loc["time_signature=4/4", "n_songs"] == 2
+    assert rows.loc["source=generated", "beat_f"] >= 0.95 and rows.loc["source=groove", "beat_f"] < 0.3
+    assert rows.loc["source=groove", "n_songs"] == 1
     assert rows.loc["melody:category=wind", "melody_notes"] == 2 * len(MELODY)
     assert rows.loc["bass:category=bass", "bass_note_accuracy"] == 1.0
 
@@ -340,3 +346,11 @@ def test_beat_f_is_scored_at_the_tap_pulse_and_named():
     assert table.loc["genre=blues", "beat_pulse"] == "dotted_quarter,quarter"
     lines = validity.acceptance(songs, ["bass"])
     assert "beat F-measure on 1 12/8 songs at the dotted_quarter pulse = 0.900" in " | ".join(lines)
+
+
+def test_the_per_genre_cap_applies_per_composition_source():
+    songs = pd.DataFrame({"song_id": [f"syn-{i:06d}" for i in range(8)], "genre": ["pop"] * 8, "split": ["test"] * 8,
+                          "source": ["generated"] * 6 + ["midi_song"] * 2})  # fmt: skip
+    chosen = validity.select_songs(songs, ["test"], 2)
+    assert list(chosen["song_id"]) == ["syn-000000", "syn-000001", "syn-000006", "syn-000007"]
+    assert len(validity.select_songs(songs.drop(columns="source"), ["test"], 2)) == 2  # manifests before sources

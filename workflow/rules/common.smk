@@ -58,18 +58,65 @@ def _synth_soundfont_names():
     return set(dl_sources.soundfont_names(config))
 
 
-def synth_soundfonts():
-    """synth.soundfonts resolved: the name of a top-level `soundfonts` download means its file."""
+def _resolve_soundfonts(entries):
+    """The name of a top-level `soundfonts` download means its file; anything else is a path."""
     names = _synth_soundfont_names()
-    return [
-        soundfont_file(s) if s in names else s for s in config["synth"]["soundfonts"]
-    ]
+    return [soundfont_file(s) if s in names else s for s in entries]
+
+
+def synth_soundfonts():
+    """synth.soundfonts resolved."""
+    return _resolve_soundfonts(config["synth"]["soundfonts"])
+
+
+def synth_soundfont_pools():
+    """synth.soundfont_pools resolved."""
+    pools = config["synth"]["soundfont_pools"]
+    return {family: _resolve_soundfonts(pools[family]) for family in sorted(pools)}
 
 
 def synth_soundfont_downloads():
     """Downloaded soundfonts a shard job needs (system soundfonts such as FluidR3_GM are not inputs)."""
     names = _synth_soundfont_names()
-    return [soundfont_file(s) for s in config["synth"]["soundfonts"] if s in names]
+    entries = [
+        *config["synth"]["soundfonts"],
+        *(s for pool in config["synth"]["soundfont_pools"].values() for s in pool),
+    ]
+    return sorted({soundfont_file(s) for s in entries if s in names})
+
+
+def synth_genre_files():
+    """synth.genre_files as paths: relative ones from the working directory when they exist there,
+    else from the repository (config/genres/...). Inputs of the shard jobs: an edited file re-runs them.
+    """
+    out = []
+    for f in config["synth"]["genre_files"]:
+        path = Path(f)
+        if not path.is_absolute() and not path.exists():
+            path = Path(workflow.basedir) / f
+        out.append(str(path))
+    return out
+
+
+# composition sources and their MIDI corpora (stemlab.synth.sources.midisource.CORPUS_OF)
+SYNTH_SOURCE_CORPUS = {"groove": "groove", "midi_song": "lakh", "midi_chords": "lakh"}
+
+
+def synth_corpora():
+    """The MIDI corpora of the composition sources with weight above 0."""
+    weights = config["synth"]["sources"]
+    return sorted({c for s, c in SYNTH_SOURCE_CORPUS.items() if weights[s] > 0})
+
+
+def synth_corpus_dirs():
+    """resources/corpora/<corpus> of each used MIDI corpus: inputs of the shard jobs."""
+    return [corpus_dir(c) for c in synth_corpora()]
+
+
+def synth_corpus_args():
+    """--corpus name=dir,... for the shard job ("" without MIDI sources)."""
+    pairs = ",".join(f"{c}={corpus_dir(c)}" for c in synth_corpora())
+    return f"--corpus {shlex.quote(pairs)}" if pairs else ""
 
 
 def synth_composer_model():
@@ -102,12 +149,21 @@ def json_word(value):
 
 def synth_shard_config():
     """The synth_shard job's config: the synth section with the global seed and the soundfonts resolved,
-    less what cannot change a song (workers: the job's threads; validity: synth_validity's section).
+    less what cannot change a song (workers: the job's threads; validity: synth_validity's section;
+    corpora: where the MIDI corpora come from, the job's inputs).
     """
     s = config["synth"]
-    section = {k: v for k, v in s.items() if k not in ("workers", "validity")}
+    section = {
+        k: v for k, v in s.items() if k not in ("workers", "validity", "corpora")
+    }
     return json_word(
-        {**section, "seed": config["seed"], "soundfonts": synth_soundfonts()}
+        {
+            **section,
+            "seed": config["seed"],
+            "soundfonts": synth_soundfonts(),
+            "soundfont_pools": synth_soundfont_pools(),
+            "genre_files": synth_genre_files(),
+        }
     )
 
 
@@ -246,7 +302,7 @@ def data_split_tables():
 
 dl_sources.check_splits(config)  # train + valid <= 1, beyond what the schema can say
 
-DOWNLOAD_CORPORA = tuple(dl_sources.CORPORA)
+DOWNLOAD_CORPORA = tuple(dl_sources.ALL_CORPORA)
 DOWNLOAD_CORPUS_RE = "|".join(DOWNLOAD_CORPORA)
 DOWNLOAD_NAME_RE = "[A-Za-z0-9][A-Za-z0-9_.-]*"
 
@@ -356,6 +412,7 @@ def download_targets():
     """
     return (
         [corpus_dir(c) for c in enabled_corpora()]
+        + synth_corpus_dirs()
         + [pretrained_folder(n) for n in pretrained_in_use()]
         + [soundfont_file(n) for n in dl_sources.soundfont_names(config)]
     )

@@ -15,7 +15,8 @@
 #                                           .stemlab-source.json lists their sha256s; `downloads` fetches
 #                                           the snapshots enabled models read, any other by its folder
 #   resources/soundfonts/<name>.sf2         download_soundfont: an entry {name, url, sha256} of soundfonts
-# Corpus names: moisesdb, musdb18hq, medleydb (DOWNLOAD_CORPORA).
+# Corpus names: moisesdb, musdb18hq, medleydb (data.corpora), groove, lakh (synth.corpora: the MIDI
+# corpora of synth.sources) (DOWNLOAD_CORPORA).
 
 
 rule downloads:

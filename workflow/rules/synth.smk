@@ -9,8 +9,10 @@
 
 rule synth_shard:
     input:
-        synth_soundfont_downloads(),
-        synth_composer_model(),
+        soundfonts=synth_soundfont_downloads(),
+        genres=synth_genre_files(),
+        corpora=synth_corpus_dirs(),
+        composer=synth_composer_model(),
     output:
         directory("results/synth/shards/{shard}"),
     log:
@@ -26,9 +28,10 @@ rule synth_shard:
         slurm_partition=cpu_partition(),
     params:
         config=synth_shard_config(),
+        corpora=synth_corpus_args(),
     shell:
         "python -m stemlab.synth generate --shard {wildcards.shard} --out {output} "
-        "--workers {threads} --config {params.config} > {log} 2>&1"
+        "--workers {threads} --config {params.config} {params.corpora} > {log} 2>&1"
 
 
 rule synth_manifest:

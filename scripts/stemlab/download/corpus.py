@@ -7,7 +7,7 @@ from pathlib import Path
 
 from stemlab.download.extract import extract, link_tree
 from stemlab.download.fetch import verify_file
-from stemlab.download.sources import CORPORA, manual_step_message
+from stemlab.download.sources import ALL_CORPORA, corpus_key, manual_step_message
 from stemlab.errors import StemlabError
 
 
@@ -26,13 +26,13 @@ def prepare_corpus(
     With neither, the corpus needs a manual step (sign-up, access request): one line says what to get
     from where and which key to set. Returns the number of files.
     """
-    if name not in CORPORA:
-        raise StemlabError(f"unknown corpus {name!r}: expected one of {', '.join(CORPORA)}")
-    key = f"data.corpora.{name}"
+    if name not in ALL_CORPORA:
+        raise StemlabError(f"unknown corpus {name!r}: expected one of {', '.join(ALL_CORPORA)}")
+    key = corpus_key(name)
     if path:
         src = Path(path).expanduser()
         if not src.exists():
-            raise StemlabError(f"{key}.path is {path}, which does not exist: {CORPORA[name].obtain}, then fix {key}.path")
+            raise StemlabError(f"{key}.path is {path}, which does not exist: {ALL_CORPORA[name].obtain}, then fix {key}.path")
         if src.is_dir():
             if sha256:
                 raise StemlabError(

@@ -61,6 +61,28 @@ CORPORA: dict[str, CorpusInfo] = {
     ),
 }
 
+# MIDI corpora of the synthetic engine's composition sources (synth.sources), configured under
+# synth.corpora.<corpus>; the same download_corpus / extract_corpus rules fetch them
+SYNTH_CORPORA: dict[str, CorpusInfo] = {
+    "groove": CorpusInfo(
+        title="Groove MIDI Dataset",
+        obtain="download groove-v1.0.0-midionly.zip from https://magenta.tensorflow.org/datasets/groove",
+        default_url="https://storage.googleapis.com/magentadata/datasets/groove/groove-v1.0.0-midionly.zip",
+    ),
+    "lakh": CorpusInfo(
+        title="Lakh MIDI Dataset",
+        obtain="download lmd_full.tar.gz (or lmd_matched, clean_midi) from https://colinraffel.com/projects/lmd/",
+        default_url="http://hog.ee.columbia.edu/craffel/lmd/lmd_full.tar.gz",
+    ),
+}
+ALL_CORPORA: dict[str, CorpusInfo] = {**CORPORA, **SYNTH_CORPORA}
+
+
+def corpus_key(name: str) -> str:
+    """The config key of a corpus: data.corpora.<name>, or synth.corpora.<name> for a MIDI corpus."""
+    return f"synth.corpora.{name}" if name in SYNTH_CORPORA else f"data.corpora.{name}"
+
+
 # data.corpora.<corpus>.split defaults of the randomly split corpora (also read by stemlab.data.corpora)
 SPLIT_DEFAULTS = {"seed": 42, "train": 0.8, "valid": 0.1}
 
@@ -92,11 +114,13 @@ def check_sha256(value: Any, key: str) -> str | None:
 
 
 def corpus_config(config: dict, name: str) -> dict:
-    """`data.corpora.<name>` with defaults applied (works on a config that Snakemake has not filled)."""
-    if name not in CORPORA:
-        raise StemlabError(f"unknown corpus {name!r}: expected one of {', '.join(CORPORA)} (data.corpora)")
-    info = CORPORA[name]
-    entry = dict(((config.get("data") or {}).get("corpora") or {}).get(name) or {})
+    """`data.corpora.<name>` (`synth.corpora.<name>` for a MIDI corpus) with defaults applied (works on a
+    config that Snakemake has not filled)."""
+    if name not in ALL_CORPORA:
+        raise StemlabError(f"unknown corpus {name!r}: expected one of {', '.join(ALL_CORPORA)} (data.corpora, synth.corpora)")
+    info = ALL_CORPORA[name]
+    section = "synth" if name in SYNTH_CORPORA else "data"
+    entry = dict(((config.get(section) or {}).get("corpora") or {}).get(name) or {})
     entry.setdefault("enabled", False)
     entry.setdefault("path", None)
     entry.setdefault("url", info.default_url)
@@ -106,10 +130,10 @@ def corpus_config(config: dict, name: str) -> dict:
 
 def corpus_source(config: dict, name: str) -> Source:
     entry = corpus_config(config, name)
-    key = f"data.corpora.{name}"
+    key = corpus_key(name)
     path = entry["path"] or None
     sha256 = check_sha256(entry["sha256"], key)
-    if path and sha256 == CORPORA[name].default_sha256 and os.path.isdir(os.path.expanduser(path)):
+    if path and sha256 == ALL_CORPORA[name].default_sha256 and os.path.isdir(os.path.expanduser(path)):
         sha256 = None  # the default pins the default download, not a user's folder
     return Source(key=key, path=path, url=entry["url"] or None, sha256=sha256)
 
@@ -150,10 +174,11 @@ def check_splits(config: dict) -> None:
 
 
 def manual_step_message(name: str) -> str:
-    info = CORPORA[name]
-    key = f"data.corpora.{name}"
+    info = ALL_CORPORA[name]
+    key = corpus_key(name)
+    used = "is used by synth.sources" if name in SYNTH_CORPORA else f"is enabled ({key}.enabled)"
     return (
-        f"corpus {info.title} is enabled ({key}.enabled) but has no source: {info.obtain}, then set {key}.path "
+        f"corpus {info.title} {used} but has no source: {info.obtain}, then set {key}.path "
         f"to the archive or its extracted folder (or {key}.url and {key}.sha256)"
     )
 

@@ -69,6 +69,7 @@ def generate_config(args: argparse.Namespace) -> dict:
         "genres": list(args.genre) if args.genre else None,
         "tail_s": args.tail,
         "soundfonts": list(args.soundfont) if args.soundfont else None,
+        "genre_files": list(args.genre_file) if args.genre_file else None,
         "outputs": list(_csv(args.outputs)) if args.outputs is not None else None,
         "max_attempts": args.max_attempts,
     }
@@ -86,6 +87,9 @@ def generate_config(args: argparse.Namespace) -> dict:
             cfg[key] = {**base, **given}
     if args.splits is not None:
         cfg["splits"] = _splits(args.splits)  # a split left out of --splits is not in the run
+    if args.sources is not None:
+        example = "generated=1,groove=1"
+        cfg["sources"] = {k: _number(v, "--sources", k) for k, v in _key_values(args.sources, "--sources", example).items()}
     return cfg
 
 
@@ -111,7 +115,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.count is None:
             raise StemlabError("give --count N (and optionally --start) or --shard NAME --songs N --shard-size M")
         start, count = args.start, args.count
-    settings = SynthSettings.from_config(cfg, seed)
+    corpora = _key_values(args.corpus, "--corpus", "groove=resources/corpora/groove") if args.corpus else {}
+    settings = SynthSettings.from_config(cfg, seed, corpora)
     generate(settings, args.out, start, count, args.workers)
     return 0
 
@@ -144,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shard", default=None, help="shard name (shard-NNNNN) instead of --start/--count")
     g.add_argument("--songs", type=int, default=None, help="total songs (with --shard; synth.songs)")
     g.add_argument("--shard-size", type=int, default=None, help="songs per shard (with --shard; synth.shard_size)")
-    g.add_argument("--genre", nargs="+", choices=GENRE_NAMES, default=None, help="genres to draw from (default all)")
+    g.add_argument("--genre", nargs="+", default=None,
+                   help=f"genres to draw from: {', '.join(GENRE_NAMES)} or genres of --genre-file (default the nine presets)")  # fmt: skip
+    g.add_argument("--genre-file", nargs="+", default=None, help="YAML files of user-defined genres (synth.genre_files)")
     g.add_argument("--workers", type=int, default=1, help="worker processes (each keeps its soundfonts loaded)")
     g.add_argument("--outputs", default=None, help=f"files to write: mix, stems (wet), dry, midi (default {','.join(d.outputs)})")
     g.add_argument("--min-duration", type=float, default=None, help=f"shortest song (s, before the tail; default {d.duration_s[0]})")
@@ -160,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--composer", choices=("markov", "learned"), default=None,
                    help=f"backend drawing chords and melody walks (synth.composer.backend; default {d.composer.backend})")  # fmt: skip
     g.add_argument("--composer-model", default=None, help="the learned backend's harmony_lm final.pt (synth.composer.model)")
+    g.add_argument("--sources", default=None,
+                   help="composition source weights, e.g. generated=1,groove=1 (synth.sources; generated, groove, midi_song, midi_chords)")  # fmt: skip
+    g.add_argument("--corpus", default=None,
+                   help="MIDI corpus folders of the sources, e.g. groove=DIR,lakh=DIR (the workflow's resources/corpora/<corpus>)")  # fmt: skip
     g.add_argument("--log", default=None, help="also log to this file")
     g.set_defaults(handler=cmd_generate)
 

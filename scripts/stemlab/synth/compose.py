@@ -14,6 +14,7 @@ from stemlab.synth.harmony import markov_chords, section_progression
 from stemlab.synth.sampling import weighted_choice
 from stemlab.synth.instruments import AUX_PERCUSSION, DRUM_KITS, MELODIC, Instrument
 from stemlab.synth.score import ChordSpan, Note, Part, Score, SectionSpan
+from stemlab.synth.sources.soundfonts import SoundfontPools
 from stemlab.synth.theory import parse_roman
 from stemlab.synth.timing import Meter, Swing, Tempo
 from stemlab.taxonomy import STEMS
@@ -69,6 +70,21 @@ class ComposeParams:
     other_parts: tuple[int, int]  # how many parts besides drums and bass
 
 
+@dataclass(frozen=True)
+class ComposeOverrides:
+    """What a composition source (stemlab.synth.sources) fixes instead of the genre's draws; every draw
+    still happens, so the other choices of the song stay those of its generators."""
+
+    meter: Meter | None = None
+    us_per_quarter: int | None = None  # the tempo; a fixed tempo also plays straight (no swing)
+    key: tuple[int, str] | None = None  # (tonic pitch class, mode)
+    drums: bool | None = None  # force a drum stem on (or off)
+    # (section name, number of chords, loop length, is the last section) -> chord tokens
+    progression: Callable[[str, int, int, bool], list[str]] | None = None
+    # (score, drum part) -> the drum part's notes, in place of the genre's grooves
+    drum_notes: Callable[[Score, Part], list[Note]] | None = None
+
+
 def _has(presets: Presets | None, sf: str, inst: Instrument) -> bool:
     return presets is None or (inst.bank, inst.program) in presets[sf]
 
@@ -83,30 +99,42 @@ def _instrument(entry: PoolEntry) -> Instrument:
 
 
 def choose_parts(
-    genre: Genre, meter: Meter, params: ComposeParams, soundfonts: list[str], presets: Presets | None, rng: np.random.Generator
+    genre: Genre,
+    meter: Meter,
+    params: ComposeParams,
+    soundfonts: list[str] | SoundfontPools,
+    presets: Presets | None,
+    rng: np.random.Generator,
+    drums: bool = True,
 ) -> list[Part]:
-    """Drums and bass, then a harmony part, a melody and further parts of distinct stem categories."""
+    """Drums (unless `drums` is False) and bass, then a harmony part, a melody and further parts of
+    distinct stem categories. Each part's soundfont is drawn from the pool of its stem category."""
+    pools = soundfonts if isinstance(soundfonts, SoundfontPools) else SoundfontPools(tuple(soundfonts))
     parts: list[Part] = []
 
     def add(inst: Instrument, role: str, style: str) -> bool:
-        sf = _soundfont(rng, soundfonts, presets, inst)
+        sf = _soundfont(rng, list(pools.pool(inst.category)), presets, inst)
         if sf is None:
             return False
         parts.append(Part(inst.category, role, inst, style, sf, role in gen.MONOPHONIC_ROLES))
         return True
 
-    kits = [DRUM_KITS[k] for k in genre.drum_kits if any(_has(presets, sf, DRUM_KITS[k]) for sf in soundfonts)]
-    kits = kits or [DRUM_KITS[0]]
-    if not add(kits[int(rng.integers(len(kits)))], "drums", str(meter)):
-        raise ValueError("no soundfont provides a GM drum kit (bank 128)")
-    basses = [MELODIC[p] for p in genre.bass_programs if any(_has(presets, sf, MELODIC[p]) for sf in soundfonts)]
+    def provided(inst: Instrument) -> bool:
+        return any(_has(presets, sf, inst) for sf in pools.pool(inst.category))
+
+    if drums:
+        kits = [DRUM_KITS[k] for k in genre.drum_kits if provided(DRUM_KITS[k])]
+        kits = kits or [DRUM_KITS[0]]
+        if not add(kits[int(rng.integers(len(kits)))], "drums", str(meter)):
+            raise ValueError("no soundfont provides a GM drum kit (bank 128)")
+    basses = [MELODIC[p] for p in genre.bass_programs if provided(MELODIC[p])]
     if not basses or not add(basses[int(rng.integers(len(basses)))], "bass", str(weighted_choice(rng, genre.bass_styles))):
         raise ValueError("no soundfont provides the genre's bass programs")
 
     lo, hi = params.other_parts
     target = int(rng.integers(lo, hi + 1))
     pool = [e for e in genre.pool if e.program >= 0 or str(meter) in genre.percussion]
-    pool = [e for e in pool if any(_has(presets, sf, _instrument(e)) for sf in soundfonts)]
+    pool = [e for e in pool if provided(_instrument(e))]
     wanted = ["harmony", "melody"] + [None] * max(0, target - 2)
     comp_styles: list[str] = []
     for want in wanted[:target]:
@@ -183,28 +211,37 @@ def _finish(notes: list[Note], swing: Swing, end_tick: int, humanize: int, monop
 
 
 def compose(
-    genre_name: str,
+    genre_name: str | Genre,
     params: ComposeParams,
-    soundfonts: list[str],
+    soundfonts: list[str] | SoundfontPools,
     rng: RngFactory,
     presets: Presets | None = None,
+    *,
+    overrides: ComposeOverrides | None = None,
     composer=None,
 ) -> Score:
-    """A full song. `rng(*purpose)` returns an independent generator for each purpose. `composer`
-    (stemlab.synth.learned.composer) draws the chords and the melody's walk; None = the Markov chains."""
+    """A full song. `rng(*purpose)` returns an independent generator for each purpose. `genre_name` is
+    a built-in preset's name or a Genre (a user-defined one). `composer` (stemlab.synth.learned.composer)
+    draws the chords and the melody's walk; None = the Markov chains. `overrides` replace parts of the
+    composition with a source's (a MIDI file's progression or drum groove)."""
     genre = check_genre(genre_name)
+    ov = overrides or ComposeOverrides()
     r = rng("global")
     meter_text = str(weighted_choice(r, genre.meters))
     num, den = (int(x) for x in meter_text.split("/"))
-    meter = Meter(num, den)
+    meter = ov.meter or Meter(num, den)
     bpm = float(r.uniform(*(genre.compound_tempo if meter.compound else genre.tempo)))
     tempo = Tempo.from_beat_bpm(round(bpm * 2) / 2, meter)
-    swing_ratio = round(float(r.uniform(*genre.swing)), 3) if not meter.compound and den == 4 else 0.5
+    swing_ratio = round(float(r.uniform(*genre.swing)), 3) if not meter.compound and meter.denominator == 4 else 0.5
+    if ov.us_per_quarter is not None:
+        tempo, swing_ratio = Tempo(int(ov.us_per_quarter)), 0.5
     unit = meter.beat_ticks if genre.swing_unit == "8th" else meter.beat_ticks // 2
     swing = Swing(swing_ratio, unit if swing_ratio != 0.5 else 0)
     mode = str(weighted_choice(r, genre.modes))
     tonic = int(r.choice(12, p=np.array(genre.tonics) / sum(genre.tonics)))
-    grammar = genre.grammars[mode]
+    if ov.key is not None:
+        tonic, mode = ov.key
+    grammar = genre.grammars.get(mode) or next(iter(genre.grammars.values()))
 
     duration = float(r.uniform(*params.duration_s))
     bar_s = tempo.seconds(meter.bar_ticks)
@@ -218,10 +255,14 @@ def compose(
         if fs.name not in progressions:
             n_chords = max(1, int(fs.bars * cpb))
             loop = max(1, int(min(fs.bars, 4) * cpb))
-            progressions[fs.name] = section_progression(
-                grammar, fs.name, n_chords, loop, rng("chords", fs.name), final=fs.name == form[-1].name,
-                chain=composer.chain(genre.name, mode, fs.name) if composer else markov_chords,
-            )
+            final = fs.name == form[-1].name
+            if ov.progression is not None:
+                progressions[fs.name] = ov.progression(fs.name, n_chords, loop, final)
+            else:
+                progressions[fs.name] = section_progression(
+                    grammar, fs.name, n_chords, loop, rng("chords", fs.name), final=final,
+                    chain=composer.chain(genre.name, mode, fs.name) if composer else markov_chords,
+                )  # fmt: skip
     sections, chords = [], []
     tick, bar = 0, 0
     for i, fs in enumerate(form):
@@ -235,16 +276,22 @@ def compose(
             chords.append(ChordSpan(a, b, parse_roman(token, mode), i))
         tick, bar = end, bar + fs.bars
 
-    parts = choose_parts(genre, meter, params, soundfonts, presets, rng("parts"))
+    # drawn from their own generator, so a genre that always has drums composes what it did before
+    drums = genre.drums_prob >= 1.0 or (genre.drums_prob > 0.0 and rng("drums").random() < genre.drums_prob)
+    drums = drums if ov.drums is None else ov.drums
+    parts = choose_parts(genre, meter, params, soundfonts, presets, rng("parts"), drums)
     parts.sort(key=lambda p: STEMS.index(p.name))  # taxonomy order, as every corpus lists stems
     score = Score(genre.name, tonic, mode, meter, tempo, swing, sections, chords, parts)
     _activity(parts, sections, rng("activity"))
     for part in parts:
         notes: list[Note] = []
         fn = composer.part_generator(part.role, genre.name, mode) if composer else gen.GENERATORS[part.role]
-        for s in sections:
-            if s.index in part.active:
-                notes += fn(score, genre, part, s, rng("notes", part.name, s.name), rng("vary", part.name, s.index))
+        if part.role == "drums" and ov.drum_notes is not None:
+            notes = ov.drum_notes(score, part)
+        else:
+            for s in sections:
+                if s.index in part.active:
+                    notes += fn(score, genre, part, s, rng("notes", part.name, s.name), rng("vary", part.name, s.index))
         humanize = 0 if part.instrument.is_drum else genre.humanize_ticks
         part.notes = _finish(notes, swing, score.end_tick, humanize, part.monophonic, rng("humanize", part.name))
     return score

@@ -81,6 +81,7 @@ class Genre:
     humanize_ticks: int = 6
     velocity: Range = (70, 110)
     mix: MixStyle = field(default_factory=MixStyle)
+    drums_prob: float = 1.0  # probability that a song has a drum stem
 
 
 # ----------------------------------------------------------------------------- drum grooves
@@ -757,6 +758,9 @@ _add(
         tonics=(3, 0.5, 3, 2, 1.5, 2.5, 0.3, 3, 1, 2, 2, 0.5),
         grammars={"major": CLASSICAL_MAJOR, "minor": CLASSICAL_MINOR},
         chords_per_bar={1: 0.6, 2: 0.4},
+        # an orchestra plays without a drum kit; the Orchestra Kit grooves stay for genre files based on
+        # classical that set `drums` above 0
+        drums_prob=0.0,
         drum_kits=(48,),
         grooves={
             "4/4": ({K: "X.......x.......", S: "....o.......o..."}, {K: "X...............", gm.TRIANGLE: "x...x...x...x..."}),
@@ -801,7 +805,10 @@ _add(
 GENRE_NAMES: tuple[str, ...] = tuple(GENRES)
 
 
-def check_genre(name: str) -> Genre:
+def check_genre(name: str | Genre) -> Genre:
+    """A built-in preset by name; a Genre (a user-defined one) as it is."""
+    if isinstance(name, Genre):
+        return name
     if name not in GENRES:
         raise ValueError(f"unknown genre {name!r}; choose from {', '.join(GENRE_NAMES)}")
     return GENRES[name]

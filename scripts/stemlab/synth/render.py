@@ -30,6 +30,12 @@ DC_CUTOFF_HZ = 5.0  # the dry stems' DC blocker: -3 dB at 5 Hz, -0.12 dB at 30 H
 SYNTH_GAIN = 0.35
 SOUNDFONT_KEY = "synth.soundfonts"
 DEBIAN_PACKAGE = "fluid-soundfont-gm"
+# the Debian packages of the soundfonts the configs name (file name -> package)
+DEBIAN_SOUNDFONTS = {
+    "FluidR3_GM.sf2": DEBIAN_PACKAGE,
+    "MuseScore_General_Full.sf3": "musescore-general-soundfont",
+    "TimGM6mb.sf2": "timgm6mb-soundfont",
+}
 
 
 def check_soundfonts(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -40,9 +46,10 @@ def check_soundfonts(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     for p in paths:
         path = Path(p)
         if not path.is_file():
+            package = DEBIAN_SOUNDFONTS.get(path.name, DEBIAN_PACKAGE)
             raise StemlabError(
                 f"{path}: soundfont not found (config key {SOUNDFONT_KEY}); install the Debian package "
-                f"{DEBIAN_PACKAGE} (apt-get install {DEBIAN_PACKAGE}) or point {SOUNDFONT_KEY} at an existing .sf2 file"
+                f"{package} (apt-get install {package}) or point {SOUNDFONT_KEY} at an existing .sf2 file"
             )
         out.append(str(p))
     return out

@@ -36,7 +36,14 @@ SONG_SCHEMA: dict = _obj(
         "channels": {"const": 2},
         "n_frames": _int,  # frames of every audio file of the song
         "duration_s": _num,  # n_frames / sample_rate
-        "genre": {"enum": ["pop", "rock", "hip-hop", "electronic", "jazz", "blues", "latin", "reggae", "classical"]},
+        "genre": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},  # a built-in preset or a genre of synth.genre_files
+        # how the song was composed (stemlab.synth.sources.SOURCES)
+        "composition_source": {"enum": ["generated", "groove", "midi_song", "midi_chords"]},
+        # the genre's tempo ranges (bpm of the annotated beat) and drum probability; builtin = a preset
+        # the corpus file a MIDI source used (corpus, path inside it, sha256, chords: estimated | generated,
+        # skipped: files drawn before it that the engine cannot play); null for generated songs
+        "composition_file": {"type": ["object", "null"]},
+        "genre_preset": _obj({"builtin": {"type": "boolean"}, "tempo": _list(_num), "compound_tempo": _list(_num), "drums_prob": _num}),
         "key": _str,  # tonic spelling: C, F#, Bb, ...
         "mode": {"enum": ["major", "minor"]},
         "tonic_pc": _int,  # 0 = C
@@ -101,7 +108,11 @@ SONG_SCHEMA: dict = _obj(
                     "style": _str,  # playing style (walking, strum, pad, ...) or the meter for drums
                     "instrument": _obj({"name": _str, "program": _int, "bank": _int, "is_drum": {"type": "boolean"}, "channel": _int}),
                     "program": _int,  # GM program (bank 128 kit for drums)
-                    "soundfont": _str,  # file name; versions.soundfonts has path and sha256
+                    "soundfont": _str,  # file name; versions.soundfonts has its path
+                    "soundfont_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},  # null: samples
+                    # a part the sample library plays (soundfont "samples"): {kind: one_shots, classes: {class:
+                    # {file, sha256}}} or {kind: loop, file, sha256, bpm, beats}; null for a FluidSynth part
+                    "samples": {"type": ["object", "null"]},
                     "monophonic": {"type": "boolean"},  # bass, melody, counter: one note at a time
                     "n_notes": _int,
                     "pitch_range": _list(_int),
@@ -121,14 +132,14 @@ SONG_SCHEMA: dict = _obj(
         "master_fx": _obj(
             {"chain": _list(FX_STEP), "target_lufs": _num, "buffer_size": _int, "bus_loudness_lufs": _num, "stem_fader_shift_db": _num}
         ),
-        "generator": _obj({"genres": _list(_str), "duration_s": _list(_num), "other_parts": _list(_int), "tail_s": _num, "max_attempts": _int}),
+        "generator": _obj({"genres": _list(_str), "genre_files": _list(_str), "duration_s": _list(_num), "other_parts": _list(_int), "tail_s": _num, "max_attempts": _int}),
         # which backend drew the chords and the melody walk (stemlab.synth.learned.composer)
         "composer": _obj({"backend": {"enum": ["markov", "learned"]}, "model": _str_or_null, "sha256": _str_or_null}),
         "render": {"type": "object"},
         "quality": _obj(
             {
                 "attempt": _int,
-                "rejected": _list(_obj({"attempt": _int, "stage": {"enum": ["symbolic", "audio"]}, "reasons": _list(_str)})),
+                "rejected": _list(_obj({"attempt": _int, "stage": {"enum": ["symbolic", "audio", "source"]}, "reasons": _list(_str)})),
                 "symbolic": {"type": "object"},
                 "audio": {"type": "object"},
                 "musicality": {"type": "object"},

@@ -28,7 +28,7 @@ _OUT: Path | None = None
 
 def _init_worker(settings: SynthSettings, digests: dict[str, str], out: str) -> None:
     global _MAKER, _OUT
-    _MAKER = SongMaker(settings, Renderer(settings.soundfonts, settings.sample_rate), digests)
+    _MAKER = SongMaker(settings, Renderer(settings.pools.all(), settings.sample_rate), digests)
     _OUT = Path(out)
 
 
@@ -52,7 +52,7 @@ def generate(settings: SynthSettings, out: str | os.PathLike[str], start: int, c
     out = Path(out)
     if count < 1 or start < 0:
         raise StemlabError(f"{out}: need --count >= 1 and --start >= 0 (got start {start}, count {count})")
-    soundfonts = check_soundfonts(settings.soundfonts)
+    soundfonts = check_soundfonts(settings.pools.all())
     digests = {sf: sha256_file(sf) for sf in soundfonts}
     remove_stale_temps(out)
     indices = list(range(start, start + count))

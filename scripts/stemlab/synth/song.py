@@ -30,13 +30,17 @@ from stemlab.atomic import atomic_path, write_text
 from stemlab.download.fetch import sha256_file
 from stemlab.errors import StemlabError, check_section_keys
 from stemlab.synth import SYNTH_VERSION, mixing, quality
-from stemlab.synth.compose import ComposeParams, compose
-from stemlab.synth.genres import GENRE_NAMES, GENRES
+from stemlab.synth.compose import ComposeParams
+from stemlab.synth.genres import GENRE_NAMES, GENRES, Genre
 from stemlab.synth.learned.composer import ComposerConfig, load_composer
 from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
 from stemlab.synth.render import BLOCK, DC_CUTOFF_HZ, Renderer, remove_dc
 from stemlab.synth.score import Score
+from stemlab.synth.sources.genrefile import load_genre_files
+from stemlab.synth.sources.midisource import SourcePlanner, SourceRejected, SourceSettings, compose_from_source, source_for
+from stemlab.synth.sources.samples import SampleLayers, SampleSettings
+from stemlab.synth.sources.soundfonts import SoundfontPools
 from stemlab.synth.theory import key_name
 from stemlab.synth.timing import PPQ, TAP_LEVEL, beat_positions, beat_ticks, downbeat_ticks, metrical_levels, tatum_ticks
 
@@ -50,7 +54,7 @@ SPLITS = ("train", "valid", "test")
 # keys of the synth section that are not settings of the engine: the shard plan (read by the generate
 # CLI), the job's threads, and the synth_validity job's own section
 PLAN_KEYS = ("songs", "shard_size")
-NOT_SETTINGS = ("workers", "validity")
+NOT_SETTINGS = ("workers", "validity", "corpora")  # corpora: read by the download rules, passed as --corpus
 GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
@@ -68,20 +72,28 @@ class SynthSettings:
     quality: quality.QualityConfig = field(default_factory=quality.QualityConfig)
     composer: ComposerConfig = field(default_factory=ComposerConfig)
     sample_rate: int = SAMPLE_RATE
+    genre_files: tuple[str, ...] = ()
+    user_genres: tuple[Genre, ...] = ()  # the genres of genre_files (from_config loads them)
+    soundfont_pools: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (stem category, soundfonts)
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    samples: SampleSettings = field(default_factory=SampleSettings)
 
     @classmethod
-    def from_config(cls, section: Mapping | None, seed: int | None = None) -> SynthSettings:
+    def from_config(cls, section: Mapping | None, seed: int | None = None, corpus_dirs: Mapping[str, str] | None = None) -> SynthSettings:
         """The `synth` config section (schema shape: duration {min_s, max_s}, other_parts {min, max},
         splits {train, valid, test}, quality {...}) as settings; a missing key keeps its default.
         songs and shard_size (the shard plan) are the caller's; workers and validity are refused, they
         cannot change a song."""
         known = ("genres", "duration", "tail_s", "other_parts", "soundfonts", "outputs", "max_attempts",
-                 "splits", "quality", "composer", *PLAN_KEYS)  # fmt: skip
+                 "splits", "quality", "composer", "genre_files", "soundfont_pools", "sources", "samples", *PLAN_KEYS)  # fmt: skip
         s = check_section_keys(section, known, "synth")
         d = cls()
         duration = check_section_keys(s.get("duration"), ("min_s", "max_s"), "synth.duration")
         parts = check_section_keys(s.get("other_parts"), ("min", "max"), "synth.other_parts")
         splits = check_section_keys(s.get("splits"), SPLITS, "synth.splits")
+        genre_files = tuple(str(f) for f in s.get("genre_files", d.genre_files))
+        soundfonts = tuple(str(f) for f in s["soundfonts"]) if "soundfonts" in s else d.soundfonts
+        pools = SoundfontPools.from_config(soundfonts, s.get("soundfont_pools"))
         try:
             return cls(
                 seed=d.seed if seed is None else int(seed),
@@ -89,21 +101,28 @@ class SynthSettings:
                 duration_s=(float(duration.get("min_s", d.duration_s[0])), float(duration.get("max_s", d.duration_s[1]))),
                 tail_s=float(s.get("tail_s", d.tail_s)),
                 other_parts=(int(parts.get("min", d.other_parts[0])), int(parts.get("max", d.other_parts[1]))),
-                soundfonts=tuple(str(f) for f in s["soundfonts"]) if "soundfonts" in s else d.soundfonts,
+                soundfonts=soundfonts,
                 outputs=tuple(s["outputs"]) if "outputs" in s else d.outputs,
                 max_attempts=int(s.get("max_attempts", d.max_attempts)),
                 # in SPLITS order whatever the order of the mapping, so a reordered config is the same run
                 splits=tuple((k, float(splits[k])) for k in SPLITS if k in splits) if splits else d.splits,
                 quality=quality.QualityConfig.from_config(s.get("quality")),
                 composer=ComposerConfig.from_config(s.get("composer")),
+                genre_files=genre_files,
+                user_genres=tuple(load_genre_files(genre_files).values()),
+                soundfont_pools=pools.families,
+                sources=SourceSettings.from_config(s.get("sources"), corpus_dirs),
+                samples=SampleSettings.from_config(s.get("samples")),
             )
         except (TypeError, ValueError) as exc:
             raise StemlabError(f"synth: {exc}; fix the config (see config/README.md)") from exc
 
     def __post_init__(self) -> None:
-        bad = [g for g in self.genres if g not in GENRES]
+        table = self.genre_table
+        bad = [g for g in self.genres if g not in table]
         if bad or not self.genres:
-            raise StemlabError(f"unknown genre {bad[0] if bad else '(none)'}; synth.genres takes {', '.join(GENRE_NAMES)}")
+            extra = f" or a genre of synth.genre_files ({', '.join(g.name for g in self.user_genres) or 'none given'})"
+            raise StemlabError(f"unknown genre {bad[0] if bad else '(none)'}; synth.genres takes {', '.join(GENRE_NAMES)}{extra}")
         bad = [o for o in self.outputs if o not in OUTPUTS]
         if bad:
             raise StemlabError(f"unknown output {bad[0]!r}; synth.outputs takes {', '.join(OUTPUTS)}")
@@ -118,6 +137,16 @@ class SynthSettings:
         total = sum(f for _, f in self.splits)
         if any(s not in SPLITS for s, _ in self.splits) or total <= 0 or any(f < 0 for _, f in self.splits):
             raise StemlabError(f"synth.splits: fractions of {', '.join(SPLITS)} that are >= 0 and sum to > 0")
+
+
+    @property
+    def genre_table(self) -> dict[str, Genre]:
+        """The built-in presets and the user-defined genres, by name."""
+        return {**GENRES, **{g.name: g for g in self.user_genres}}
+
+    @property
+    def pools(self) -> SoundfontPools:
+        return SoundfontPools(self.soundfonts, self.soundfont_pools)
 
 
 def song_id(index: int) -> str:
@@ -188,6 +217,17 @@ class GateRejected(Exception):
     def __init__(self, stage: str, reasons: list[str]):
         super().__init__(f"{stage}: {'; '.join(reasons)}")
         self.stage, self.reasons = stage, reasons
+
+
+def genre_preset(genre: Genre) -> dict:
+    """What song.json records of the song's genre: its tempo ranges (what the validity table's tempo
+    prior reads, also for a genre of a genre file) and whether it is a built-in preset."""
+    return {
+        "builtin": GENRES.get(genre.name) is genre,
+        "tempo": [float(x) for x in genre.tempo],
+        "compound_tempo": [float(x) for x in genre.compound_tempo],
+        "drums_prob": float(genre.drums_prob),
+    }
 
 
 def _r6(x: float) -> float:
@@ -273,9 +313,12 @@ class SongMaker:
     def __init__(self, settings: SynthSettings, renderer: Renderer, soundfont_digests: dict[str, str] | None = None):
         self.settings = settings
         self.renderer = renderer
-        self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.soundfonts}
+        self.digests = soundfont_digests or {sf: sha256_file(sf) for sf in settings.pools.all()}
         self.composer = load_composer(settings.composer)
         self.versions = self._versions()
+        self.planner = SourcePlanner(settings.sources)
+        self.planner.prepare()
+        self.layers = SampleLayers(settings.samples, settings.sample_rate)
 
     def _versions(self) -> dict:
         from importlib import metadata
@@ -299,7 +342,7 @@ class SongMaker:
             "mido": dist("mido"),
             "numpy": np.__version__,
             "libsndfile": soundfile.__libsndfile_version__,
-            "soundfonts": [{"file": Path(sf).name, "path": sf, "sha256": self.digests[sf]} for sf in self.settings.soundfonts],
+            "soundfonts": [{"file": Path(sf).name, "path": sf, "sha256": self.digests[sf]} for sf in self.settings.pools.all()],
         }
 
     def rng_factory(self, index: int, attempt: int):
@@ -307,11 +350,23 @@ class SongMaker:
         return lambda *keys: seeding.rng(seed, "synth", index, "attempt", attempt, *keys)
 
     def compose(self, index: int, attempt: int) -> Score:
+        return self.compose_song(index, attempt)[0]
+
+    def compose_song(self, index: int, attempt: int) -> tuple[Score, str, dict | None, dict[str, dict]]:
+        """The score, its composition source, what song.json records of the source's file, and the
+        parts the sample library plays (by stem name)."""
         s = self.settings
         params = ComposeParams(s.duration_s, s.other_parts)
-        return compose(
-            genre_for(s, index), params, list(s.soundfonts), self.rng_factory(index, attempt), self.renderer.presets, self.composer
-        )
+        genre = s.genre_table[genre_for(s, index)]
+        source = source_for(s.seed, s.sources, index)
+        try:
+            score, source_file = compose_from_source(
+                source, self.planner, genre, params, s.pools, self.renderer.presets, self.rng_factory(index, attempt), self.composer
+            )
+        except SourceRejected as exc:
+            raise GateRejected("source", [str(exc)]) from exc
+        samples = self.layers.plan(score, self.rng_factory(index, attempt))
+        return score, source, source_file, samples
 
     def make(self, index: int) -> Song:
         rejected = []
@@ -334,19 +389,22 @@ class SongMaker:
         s = self.settings
         sr = s.sample_rate
         rng = self.rng_factory(index, attempt)
-        score = self.compose(index, attempt)
+        score, source, source_file, samples = self.compose_song(index, attempt)
         reasons, sym_metrics = quality.symbolic(score, s.quality)
         if reasons:
             raise GateRejected("symbolic", reasons)
         music_frames = score.tempo.frame(score.end_tick, sr)
         n_frames = music_frames + int(round(s.tail_s * sr))
-        genre = GENRES[score.genre]
+        genre = s.genre_table[score.genre]
         beat_s = score.tempo.seconds(score.meter.beat_ticks)
 
         side = 1.0 if rng("pan").random() < 0.5 else -1.0
         dry, pres, stats, stems_meta = {}, {}, {}, []
         for part in score.parts:
-            raw = remove_dc(self.renderer.render(score, part, n_frames), sr)
+            if part.name in samples:
+                raw = remove_dc(self.layers.render(score, part, samples[part.name], n_frames), sr)
+            else:
+                raw = remove_dc(self.renderer.render(score, part, n_frames), sr)
             stats[part.name] = {"dry": quality.signal_stats(raw)}
             dry[part.name] = quantize24(raw, out=raw)  # the wet stem is made from exactly what dry/<stem>.flac holds
             del raw
@@ -405,6 +463,8 @@ class SongMaker:
                     },
                     "program": part.instrument.program,
                     "soundfont": Path(part.soundfont).name,
+                    "soundfont_sha256": self.digests.get(part.soundfont),  # null for a sample part
+                    "samples": self.layers.record(samples[part.name]) if part.name in samples else None,
                     "monophonic": part.monophonic,
                     "n_notes": len(part.notes),
                     "pitch_range": [min(pitches), max(pitches)],
@@ -431,6 +491,11 @@ class SongMaker:
             "n_frames": n_frames,
             "duration_s": _r6(n_frames / sr),
             **annotate(score),
+            # how the song was composed (stemlab.synth.sources.midisource.SOURCES) and from which corpus file;
+            # not `source`, which canonical song.json files of real corpora use for where they came from
+            "composition_source": source,
+            "composition_file": source_file,
+            "genre_preset": genre_preset(genre),
             "stems": stems,
             "mix": "mix.flac" if "mix" in outputs else None,
             "mix_loudness_lufs": rounded_lufs(mix, sr),
@@ -438,6 +503,7 @@ class SongMaker:
             "master_fx": master,
             "generator": {
                 "genres": list(s.genres),
+                "genre_files": [Path(f).name for f in s.genre_files],
                 "duration_s": list(s.duration_s),
                 "other_parts": list(s.other_parts),
                 "tail_s": s.tail_s,
@@ -508,4 +574,5 @@ def manifest_row(song: Song) -> dict:
         "composer": m["composer"]["backend"],
         "mix_loudness_lufs": m["mix_loudness_lufs"],
         "seed": m["seed"],
+        "source": m["composition_source"],
     }

@@ -36,6 +36,7 @@ def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFra
                 "song_id": song_id,
                 "split": meta.get("split", ""),
                 "genre": meta.get("genre", ""),
+                "source": meta.get("composition_source", "generated"),
                 "tempo_bpm": float(meta["tempo_bpm"]) if meta.get("tempo_bpm") is not None else float("nan"),
                 "time_signature": time_signature_text(meta.get("time_signature")),
                 "key": str(meta.get("key", "")),
@@ -53,6 +54,8 @@ def song_tables(song_dirs: Iterable[str | os.PathLike[str]]) -> tuple[pd.DataFra
                     "name": stem["name"],
                     "category": stem.get("category", stem["name"]),
                     "role": stem.get("role", ""),
+                    # the soundfont file, "samples" for a part of the sample library
+                    "soundfont": stem.get("soundfont", ""),
                     "loudness_lufs": _loudness(stem.get("loudness_lufs")),
                     "dry_loudness_lufs": _loudness(stem.get("dry_loudness_lufs")),
                 }

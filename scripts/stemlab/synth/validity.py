@@ -242,19 +242,24 @@ def pulse_reference(meta: Mapping) -> tuple[list[float], str]:
     return [float(t) for t in times], str(name or level)
 
 
-def genre_tempo_range(genre: str, time_signature: str, margin: float) -> tuple[float, float] | None:
+def genre_tempo_range(genre: str, time_signature: str, margin: float, recorded: dict | None = None) -> tuple[float, float] | None:
     """The genre preset's tempo range (bpm of the annotated beat) for the meter class of
-    `time_signature` ("6/8": compound), widened by `margin` each way; None for a genre without preset
-    (songs of real corpora)."""
+    `time_signature` ("6/8": compound), widened by `margin` each way; for a genre of a genre file the
+    ranges song.json records (`recorded`: its genre_preset); None for a genre without either (songs of
+    real corpora)."""
     from stemlab.synth.genres import GENRES
     from stemlab.synth.timing import Meter
 
     preset = GENRES.get(genre)
-    if preset is None:
+    if preset is not None:
+        ranges = (preset.compound_tempo, preset.tempo)
+    elif recorded and recorded.get("tempo") and recorded.get("compound_tempo"):
+        ranges = (recorded["compound_tempo"], recorded["tempo"])
+    else:
         return None
     num, _, den = time_signature.partition("/")
     compound = Meter(int(num), int(den)).compound if num.isdigit() and den.isdigit() else False
-    lo, hi = preset.compound_tempo if compound else preset.tempo
+    lo, hi = ranges[0] if compound else ranges[1]
     return float(lo) * (1.0 - margin), float(hi) * (1.0 + margin)
 
 
@@ -373,6 +378,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     row: dict = {
         "song_id": song_id,
         "genre": meta.get("genre", ""),
+        "source": meta.get("composition_source", "generated"),  # how the song was composed (stemlab.synth.sources)
         "time_signature": time_signature_text(meta.get("time_signature")),
         "tempo_bpm": meta.get("tempo_bpm"),
         "split": meta.get("split", ""),
@@ -386,7 +392,7 @@ def analyze_song(song_dir: str | os.PathLike[str], params: ValidityParams) -> di
     beats, row["beat_pulse"] = pulse_reference(meta)  # beat F is scored at the tap pulse, named here
     tempo_range = None
     if params.tempo_prior == "genre":
-        tempo_range = genre_tempo_range(row["genre"], row["time_signature"], params.tempo_prior_margin)
+        tempo_range = genre_tempo_range(row["genre"], row["time_signature"], params.tempo_prior_margin, meta.get("genre_preset"))
     row["tempo_prior_bpm"] = "" if tempo_range is None else f"{tempo_range[0]:.1f}-{tempo_range[1]:.1f}"
     estimated = track_beats(mix, sr, params.beat_tracker, tempo_range)
     row.update(beat_scores(beats, estimated, params.beat_window_s, params.beat_trim_s))
@@ -479,6 +485,8 @@ def summarize(songs: pd.DataFrame, roles: Iterable[str], stems: pd.DataFrame | N
 
     rows = [block(f"genre={g}", part) for g, part in songs.groupby("genre", sort=True)]
     rows += [block(f"time_signature={t}", part) for t, part in songs.groupby("time_signature", sort=True)]
+    if "source" in songs:
+        rows += [block(f"source={s}", part) for s, part in songs.groupby("source", sort=True)]
     if "composer" in songs:
         rows += [block(f"composer={c}", part) for c, part in songs.groupby("composer", sort=True)]
     rows.append(block("overall", songs))
@@ -510,8 +518,9 @@ def select_songs(songs: pd.DataFrame, splits: Sequence[str], max_per_genre: int)
     song id, at most `max_per_genre` per genre (0 = all). Songs are i.i.d. by index, so the first ones
     are an unbiased sample and the choice does not depend on the shard layout."""
     chosen = songs[songs["split"].isin(list(splits))].sort_values("song_id", kind="stable")
-    if max_per_genre > 0:
-        chosen = chosen.groupby("genre", sort=True, group_keys=False).head(max_per_genre)
+    if max_per_genre > 0:  # per genre and composition source, so every source keeps its share
+        keys = ["genre", "source"] if "source" in chosen else ["genre"]
+        chosen = chosen.groupby(keys, sort=True, group_keys=False).head(max_per_genre)
     return chosen.sort_values("song_id", kind="stable").reset_index(drop=True)
 
 
