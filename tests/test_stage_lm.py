@@ -46,7 +46,9 @@ def test_cfg_at_scale_one_is_the_conditional_logits_and_sampling_is_seeded():
     model = _tiny().eval()
     cond, uncond = torch.randn(2, 3, 16), torch.randn(2, 3, 16)
     assert torch.equal(lm.cfg_logits(cond, uncond, 1.0), cond)
-    assert torch.allclose(uncond + 1.0 * (cond - uncond), cond, atol=1e-6)
+    assert torch.equal(lm.cfg_logits(cond, uncond, 0.0), uncond)  # scale 0: the unconditional branch alone
+    assert torch.allclose(lm.cfg_logits(cond, uncond, 3.0), 3.0 * cond - 2.0 * uncond, atol=1e-6)
+    assert torch.allclose(lm.cfg_logits(cond, uncond, 1.0 + 1e-9), cond, atol=1e-6)  # the guided path agrees with the shortcut
     ctx = torch.randint(0, 16, (2, 2, 3, 4))
     states, mask = torch.randn(2, 3, 8), torch.ones(2, 3, dtype=torch.bool)
     draws = [lm.sample(model, ctx, 5, states, mask, cfg_scale=3.0, top_k=4, generator=torch.Generator().manual_seed(1)) for _ in range(2)]

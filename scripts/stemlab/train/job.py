@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stemlab.config import schema_defaults
 from stemlab.errors import StemlabError, json_config_arg
 
 
@@ -56,9 +57,9 @@ class Job:
     settings: dict[str, Any]
     eval: dict[str, Any]
     inputs: JobInputs
-    device: str = "auto"
-    cpu_threads: int = 2
-    bootstrap: int = 2000
+    device: str = field(default_factory=lambda: schema_defaults("train")["device"])
+    cpu_threads: int = field(default_factory=lambda: schema_defaults("train")["cpu_threads"])
+    bootstrap: int = field(default_factory=lambda: schema_defaults("summary")["bootstrap"])
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> Job:
@@ -69,6 +70,7 @@ class Job:
         unknown = sorted(set(values) - known)
         if unknown:
             raise StemlabError(f"job config: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(known))}")
+        train, summary = schema_defaults("train"), schema_defaults("summary")
         return cls(
             model=str(values["model"]),
             task=str(values["task"]),
@@ -77,9 +79,9 @@ class Job:
             settings=dict(values.get("settings") or {}),
             eval=dict(values.get("eval") or {}),
             inputs=JobInputs.from_dict(values.get("inputs") or {}),
-            device=str(values.get("device", "auto")),
-            cpu_threads=int(values.get("cpu_threads", 2)),
-            bootstrap=int(values.get("bootstrap", 2000)),
+            device=str(values.get("device", train["device"])),
+            cpu_threads=int(values.get("cpu_threads", train["cpu_threads"])),
+            bootstrap=int(values.get("bootstrap", summary["bootstrap"])),
         )
 
 
