@@ -31,7 +31,7 @@ TARGET_RATIO = 1.5
 
 # stage -> (module attribute paths wrapped with a CPU timer); nested timed calls are not double counted
 STAGES = {
-    "compose": ["stemlab.synth.song:SongMaker.compose"],
+    "compose": ["stemlab.synth.song:SongMaker.compose_song"],
     "symbolic gate": ["stemlab.synth.quality:symbolic"],
     "render": ["stemlab.synth.render:Renderer.render"],
     "dry DC blocker": ["stemlab.synth.song:remove_dc"],

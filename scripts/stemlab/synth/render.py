@@ -176,15 +176,16 @@ def remove_dc(audio: np.ndarray, sample_rate: int, cutoff_hz: float = DC_CUTOFF_
     over both channels at once (the complex signal L + iR: real coefficients keep them apart), chunk by
     chunk with the state carried over. A sample recorded with an offset adds a step at every note-on;
     the blocker settles within ~0.1 s and the stem's mean goes to 0."""
-    from scipy.signal import sosfilt
+    from stemlab.sosfilt import sosfilt_inplace
 
     if audio.dtype != np.float32 or not audio.flags.c_contiguous or audio.ndim != 2 or audio.shape[1] != 2:
         raise ValueError("remove_dc takes C-contiguous (frames, 2) float32 audio")
     r = math.exp(-2.0 * math.pi * cutoff_hz / sample_rate)
     k = (1.0 + r) / 2.0  # unity gain at Nyquist
-    sos = np.array([[k, -k, 0.0, 1.0, -r, 0.0]], dtype=np.float32)
+    # the float32 coefficients as complex64 (what sosfilt casts them to): the same numbers as before
+    sos = np.array([[k, -k, 0.0, 1.0, -r, 0.0]], dtype=np.float32).astype(np.complex64)
     pair = audio.view(np.complex64)[:, 0]
-    zi = np.zeros((1, 2), dtype=np.complex64)
+    zi = np.zeros((1, 1, 2), dtype=np.complex64)
     for start in range(0, len(pair), DC_CHUNK):
-        pair[start : start + DC_CHUNK], zi = sosfilt(sos, pair[start : start + DC_CHUNK], zi=zi)
+        sosfilt_inplace(sos, pair[start : start + DC_CHUNK].reshape(1, -1), zi)
     return audio
