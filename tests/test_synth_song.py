@@ -216,3 +216,28 @@ def test_pcm24_words_write_the_same_flac_as_floats(tmp_path):
     write_audio(tmp_path / "i.flac", pcm24_words(q), 44_100)
     assert (tmp_path / "f.flac").read_bytes() == (tmp_path / "i.flac").read_bytes()
     assert np.array_equal(read_audio(tmp_path / "i.flac")[0], q)
+
+
+def test_finish_stem_is_the_separate_passes_in_one():
+    """finish_stem (DC blocker or fader/pan, statistics, quantize24, chunk by chunk) gives the bytes and
+    statistics of the passes over the whole stem one after another, on a stem of several chunks
+    with a DC offset, a clipping sample and an odd length."""
+    from stemlab.synth.render import DCBlocker, remove_dc
+    from stemlab.synth.song import STEM_CHUNK, finish_stem
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((3 * STEM_CHUNK + 1001, 2)) * 0.3 + 0.02).astype(np.float32)
+    x[STEM_CHUNK + 5, 1] = 1.4
+    ref = remove_dc(x.copy(), 44_100)
+    ref_stats = quality.signal_stats(ref)
+    ours = x.copy()
+    assert finish_stem(ours, dc=DCBlocker(44_100)) == ref_stats
+    assert np.array_equal(ours, quantize24(ref))
+    gains = mixing.stem_gains({"pan": -0.37, "fader_db": 2.5})
+    ref = mixing.scale_channels(x, gains)
+    ours = x.copy()
+    assert finish_stem(ours, gains=gains) == quality.signal_stats(ref)
+    assert np.array_equal(ours, quantize24(ref))
+    assert finish_stem(np.zeros((0, 2), np.float32)) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="float32"):
+        finish_stem(x.astype(np.float64))
