@@ -157,7 +157,7 @@ class Renderer:
             if total > pos:
                 ptr = base + pos * 8
                 write(synth.synth, total - pos, ptr, 0, 2, ptr, 1, 2)
-            return out[:n_frames].copy()
+            return out[:n_frames]  # a C-contiguous view: no copy of the stem for the few padding frames
         finally:
             synth.delete()
 
