@@ -106,6 +106,21 @@ def test_audio_roundtrip_and_resample(tmp_path):
     assert np.max(np.abs(z)) == pytest.approx(np.max(np.abs(y)), rel=0.02)
 
 
+def test_flac_encoded_in_memory_is_the_file_libsndfile_writes_itself(tmp_path):
+    """write_audio encodes FLAC into memory and writes it in one call: the bytes are those of
+    soundfile writing the path directly, at the default and a given compression level, int and float."""
+    import soundfile as sf
+
+    x = (np.random.default_rng(5).standard_normal((70_001, 2)) * 0.2).astype(np.float32)
+    words = (np.round(x * 2**23).astype(np.int32) << 8)
+    for data, level in ((x, None), (words, 0.125), (x, 1.0)):
+        kwargs = {} if level is None else {"compression_level": level}
+        write_audio(tmp_path / "ours.flac", data, 44_100, **kwargs)
+        sf.write(tmp_path / "ref.flac", data, 44_100, format="FLAC", subtype="PCM_24", **kwargs)
+        assert (tmp_path / "ours.flac").read_bytes() == (tmp_path / "ref.flac").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours.flac", "ref.flac"]  # no temp file left
+
+
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [

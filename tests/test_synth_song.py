@@ -216,3 +216,57 @@ def test_pcm24_words_write_the_same_flac_as_floats(tmp_path):
     write_audio(tmp_path / "i.flac", pcm24_words(q), 44_100)
     assert (tmp_path / "f.flac").read_bytes() == (tmp_path / "i.flac").read_bytes()
     assert np.array_equal(read_audio(tmp_path / "i.flac")[0], q)
+
+
+def test_finish_stem_is_the_separate_passes_in_one():
+    """finish_stem (DC blocker or fader/pan, statistics, quantize24, chunk by chunk) gives the bytes and
+    statistics of the passes over the whole stem one after another, on a stem of several chunks
+    with a DC offset, a clipping sample and an odd length."""
+    from stemlab.synth.render import DCBlocker, remove_dc
+    from stemlab.synth.song import STEM_CHUNK, finish_stem
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((3 * STEM_CHUNK + 1001, 2)) * 0.3 + 0.02).astype(np.float32)
+    x[STEM_CHUNK + 5, 1] = 1.4
+    ref = remove_dc(x.copy(), 44_100)
+    ref_stats = quality.signal_stats(ref)
+    ours = x.copy()
+    assert finish_stem(ours, dc=DCBlocker(44_100)) == ref_stats
+    assert np.array_equal(ours, quantize24(ref))
+    gains = mixing.stem_gains({"pan": -0.37, "fader_db": 2.5})
+    ref = mixing.scale_channels(x, gains)
+    ours = x.copy()
+    assert finish_stem(ours, gains=gains) == quality.signal_stats(ref)
+    assert np.array_equal(ours, quantize24(ref))
+    assert finish_stem(np.zeros((0, 2), np.float32)) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="float32"):
+        finish_stem(x.astype(np.float64))
+
+
+def test_chains_run_on_the_stem_layout_give_the_samples_of_channels_first_processing():
+    """_process hands pedalboard (frames, 2) stems as they are: every plugin type gives the samples of
+    the channels-first call on a transposed copy; a 1-frame clip (shorter than its channel count) too."""
+    import pedalboard
+
+    chain = [
+        {"stage": "trim", "type": "Gain", "gain_db": -2.0},
+        {"stage": "eq", "type": "HighpassFilter", "cutoff_frequency_hz": 40.0},
+        {"stage": "eq", "type": "LowShelfFilter", "cutoff_frequency_hz": 200.0, "gain_db": 1.5, "q": 0.7071},
+        {"stage": "eq", "type": "PeakFilter", "cutoff_frequency_hz": 1000.0, "gain_db": -3.0, "q": 1.2},
+        {"stage": "eq", "type": "HighShelfFilter", "cutoff_frequency_hz": 7000.0, "gain_db": 2.0, "q": 0.7071},
+        {"stage": "compressor", "type": "Compressor", "threshold_db": -18.0, "ratio": 3.0, "attack_ms": 5.0, "release_ms": 80.0},
+        {"stage": "saturation", "type": "Distortion", "drive_db": 6.0},
+        {"stage": "chorus", "type": "Chorus", "rate_hz": 0.8, "depth": 0.3, "centre_delay_ms": 7.0, "feedback": 0.1, "mix": 0.4},
+        {"stage": "delay", "type": "Delay", "delay_seconds": 0.125, "feedback": 0.3, "mix": 0.25},
+        {"stage": "reverb", "type": "Reverb", "room_size": 0.6, "damping": 0.5, "wet_level": 0.2, "dry_level": 0.5, "width": 0.7, "freeze_mode": 0.0},
+        {"stage": "limiter", "type": "BrickwallLimiter", "ceiling_db": -1.0, "release_ms": 100.0, "lookahead_ms": 5.0, "true_peak": False},
+    ]
+    assert {c["type"] for c in chain} == set(mixing.PLUGINS)
+    x = (np.random.default_rng(4).standard_normal((44_100, 2)) * 0.2).astype(np.float32)
+    x[:, 1] *= 0.5  # the channels differ
+    for clip in (x, x[:1]):
+        ours = mixing.process_chain(clip, {"chain": chain, "buffer_size": 8192}, 44_100)
+        ref = mixing.build_board(chain)(np.ascontiguousarray(clip.T), 44_100, buffer_size=8192, reset=True).T
+        assert ours.shape == clip.shape and ours.dtype == np.float32 and ours.flags.c_contiguous
+        assert np.array_equal(ours, ref)
+    assert isinstance(mixing.build_board(chain), pedalboard.Pedalboard)

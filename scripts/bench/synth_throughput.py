@@ -31,10 +31,10 @@ TARGET_RATIO = 1.5
 
 # stage -> (module attribute paths wrapped with a CPU timer); nested timed calls are not double counted
 STAGES = {
-    "compose": ["stemlab.synth.song:SongMaker.compose"],
+    "compose": ["stemlab.synth.song:SongMaker.compose_song"],
     "symbolic gate": ["stemlab.synth.quality:symbolic"],
     "render": ["stemlab.synth.render:Renderer.render"],
-    "dry DC blocker": ["stemlab.synth.song:remove_dc"],
+    "stems: DC blocker or fader/pan, peak/DC stats, quantize": ["stemlab.synth.song:finish_stem"],
     "fx: pedalboard chains": [
         "stemlab.synth.mixing:apply_stem_fx",
         "stemlab.synth.mixing:process_chain",
@@ -218,9 +218,9 @@ def main() -> int:
     accounted = 0.0
     for stage, cpu in sorted(timers.cpu.items(), key=lambda kv: -kv[1]):
         accounted += cpu
-        print(f"  {stage:<27} {cpu:8.2f}  {100 * cpu / total:5.1f} %  {timers.calls[stage]:5d}")
+        print(f"  {stage:<56} {cpu:8.2f}  {100 * cpu / total:5.1f} %  {timers.calls[stage]:5d}")
     other = total - accounted
-    print(f"  {'other (not in a stage)':<27} {other:8.2f}  {100 * other / total:5.1f} %")
+    print(f"  {'other (not in a stage)':<56} {other:8.2f}  {100 * other / total:5.1f} %")
     return 0
 
 

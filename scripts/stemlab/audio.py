@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from pathlib import Path
@@ -62,9 +63,16 @@ def write_audio(
     if fmt is None:
         raise ValueError(f"{path}: unsupported audio suffix (use .flac or .wav)")
     kwargs = {"compression_level": compression_level} if fmt == "FLAC" and compression_level is not None else {}
+    data = audio if isinstance(audio, np.ndarray) and audio.dtype in (np.int16, np.int32) else np.asarray(audio, dtype=np.float32)
     with atomic_path(path) as tmp:
-        data = audio if isinstance(audio, np.ndarray) and audio.dtype in (np.int16, np.int32) else np.asarray(audio, dtype=np.float32)
-        sf.write(tmp, data, sr, format=fmt, subtype=subtype, **kwargs)
+        if fmt == "FLAC":
+            # libFLAC hands libsndfile one frame (a few kB) at a time: encoded in memory and written in
+            # one call, the file costs one write instead of thousands (same bytes)
+            buf = io.BytesIO()
+            sf.write(buf, data, sr, format=fmt, subtype=subtype, **kwargs)
+            tmp.write_bytes(buf.getbuffer())
+        else:
+            sf.write(tmp, data, sr, format=fmt, subtype=subtype, **kwargs)
 
 
 _W64_TAIL = bytes.fromhex("f3acd3118cd100c04f8edb8a")

@@ -244,7 +244,13 @@ def pan_gains(position: float) -> tuple[float, float]:
 
 def _process(audio: np.ndarray, chain: list[dict], sr: int, buffer_size: int) -> np.ndarray:
     board = build_board(chain)
-    out = board(np.ascontiguousarray(audio.T, dtype=np.float32), sr, buffer_size=int(buffer_size), reset=True)
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if audio.shape[0] > audio.shape[1]:
+        # pedalboard reads (frames, channels) itself and returns that layout: the same samples as
+        # through transposed copies, without two copies of the stem
+        return np.ascontiguousarray(board(audio, sr, buffer_size=int(buffer_size), reset=True), dtype=np.float32)
+    # a clip no longer than its channel count: channels first, as pedalboard reads such a shape
+    out = board(np.ascontiguousarray(audio.T), sr, buffer_size=int(buffer_size), reset=True)
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 

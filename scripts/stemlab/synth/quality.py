@@ -111,18 +111,34 @@ def _dbfs(x: float) -> float | None:
 STATS_CHUNK = 1 << 16  # frames per step: every statistic of a chunk is taken while it is in cache
 
 
-def signal_stats(audio: np.ndarray) -> tuple[float, float]:
-    """(peak |x|, largest |mean| of a channel) of (frames, channels) audio."""
-    if not audio.size:
-        return 0.0, 0.0
-    hi, lo = -np.inf, np.inf
-    sums = [0.0] * audio.shape[1]
-    for a in range(0, len(audio), STATS_CHUNK):
-        part = audio[a : a + STATS_CHUNK]
-        hi, lo = max(hi, float(part.max())), min(lo, float(part.min()))
+class SignalStats:
+    """(peak |x|, largest |mean| of a channel) accumulated over consecutive chunks of one signal."""
+
+    def __init__(self, channels: int):
+        self.hi, self.lo = -np.inf, np.inf
+        self.sums = [0.0] * channels
+        self.frames = 0
+
+    def add(self, part: np.ndarray) -> None:
+        if not part.size:
+            return
+        self.hi, self.lo = max(self.hi, float(part.max())), min(self.lo, float(part.min()))
         # per-channel 1-D sums: ~10x faster than a float64 reduction over axis 0 of (frames, channels)
-        sums = [t + float(part[:, c].sum(dtype=np.float64)) for c, t in enumerate(sums)]
-    return max(-lo, hi), max(abs(t) for t in sums) / max(1, len(audio))
+        self.sums = [t + float(part[:, c].sum(dtype=np.float64)) for c, t in enumerate(self.sums)]
+        self.frames += len(part)
+
+    def result(self) -> tuple[float, float]:
+        if not self.frames:
+            return 0.0, 0.0
+        return max(-self.lo, self.hi), max(abs(t) for t in self.sums) / self.frames
+
+
+def signal_stats(audio: np.ndarray) -> tuple[float, float]:
+    """(peak |x|, largest |mean| of a channel) of (frames, channels) audio, in STATS_CHUNK steps."""
+    acc = SignalStats(audio.shape[1])
+    for a in range(0, len(audio), STATS_CHUNK):
+        acc.add(audio[a : a + STATS_CHUNK])
+    return acc.result()
 
 
 def mean_square(audio: np.ndarray) -> float:
@@ -158,7 +174,7 @@ def audio(
             if peak >= cfg.clip_level:
                 reasons.append(f"{kind} stem {name} clips (peak {peak:.3f})")
             m[f"{kind}_dc"] = round(dc, 6)
-            if dc > cfg.max_dc:  # the dry stems come DC-blocked from render.remove_dc
+            if dc > cfg.max_dc:  # the dry stems come DC-blocked (render.DCBlocker)
                 reasons.append(f"{kind} stem {name} has DC offset {dc:.4f}")
         quietest = None
         w = wet[name]

@@ -157,7 +157,7 @@ class Renderer:
             if total > pos:
                 ptr = base + pos * 8
                 write(synth.synth, total - pos, ptr, 0, 2, ptr, 1, 2)
-            return out[:n_frames].copy()
+            return out[:n_frames]  # a C-contiguous view: no copy of the stem for the few padding frames
         finally:
             synth.delete()
 
@@ -170,21 +170,38 @@ class Renderer:
 DC_CHUNK = 1 << 16  # frames per filter call: the working set stays in cache
 
 
-def remove_dc(audio: np.ndarray, sample_rate: int, cutoff_hz: float = DC_CUTOFF_HZ) -> np.ndarray:
-    """`audio` (frames, 2) float32 without the DC offset of the soundfont's sample data, in place: a
-    one-pole DC blocker, (1 + r) / 2 * (1 - z^-1) / (1 - r z^-1), r = exp(-2 pi cutoff / sr), in float32
-    over both channels at once (the complex signal L + iR: real coefficients keep them apart), chunk by
-    chunk with the state carried over. A sample recorded with an offset adds a step at every note-on;
-    the blocker settles within ~0.1 s and the stem's mean goes to 0."""
-    from scipy.signal import sosfilt
-
+def check_stereo_f32(audio: np.ndarray, what: str) -> None:
     if audio.dtype != np.float32 or not audio.flags.c_contiguous or audio.ndim != 2 or audio.shape[1] != 2:
-        raise ValueError("remove_dc takes C-contiguous (frames, 2) float32 audio")
-    r = math.exp(-2.0 * math.pi * cutoff_hz / sample_rate)
-    k = (1.0 + r) / 2.0  # unity gain at Nyquist
-    sos = np.array([[k, -k, 0.0, 1.0, -r, 0.0]], dtype=np.float32)
-    pair = audio.view(np.complex64)[:, 0]
-    zi = np.zeros((1, 2), dtype=np.complex64)
-    for start in range(0, len(pair), DC_CHUNK):
-        pair[start : start + DC_CHUNK], zi = sosfilt(sos, pair[start : start + DC_CHUNK], zi=zi)
+        raise ValueError(f"{what} takes C-contiguous (frames, 2) float32 audio")
+
+
+class DCBlocker:
+    """The dry stems' DC blocker, (1 + r) / 2 * (1 - z^-1) / (1 - r z^-1), r = exp(-2 pi cutoff / sr),
+    in float32 over both channels at once (the complex signal L + iR: real coefficients keep them
+    apart), applied in place to consecutive chunks of one signal with the state carried over (the
+    same numbers however the signal is cut)."""
+
+    def __init__(self, sample_rate: int, cutoff_hz: float = DC_CUTOFF_HZ):
+        r = math.exp(-2.0 * math.pi * cutoff_hz / sample_rate)
+        k = (1.0 + r) / 2.0  # unity gain at Nyquist
+        # the float32 coefficients as complex64 (what scipy.signal.sosfilt would cast them to)
+        self.sos = np.array([[k, -k, 0.0, 1.0, -r, 0.0]], dtype=np.float32).astype(np.complex64)
+        self.zi = np.zeros((1, 1, 2), dtype=np.complex64)
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        """The next C-contiguous (frames, 2) float32 chunk of the signal, filtered in place."""
+        from stemlab.sosfilt import sosfilt_inplace
+
+        sosfilt_inplace(self.sos, chunk.view(np.complex64).reshape(1, -1), self.zi)
+        return chunk
+
+
+def remove_dc(audio: np.ndarray, sample_rate: int, cutoff_hz: float = DC_CUTOFF_HZ) -> np.ndarray:
+    """`audio` (frames, 2) float32 without the DC offset of the soundfont's sample data, in place
+    (DCBlocker, chunk by chunk: the working set stays in cache). A sample recorded with an offset adds
+    a step at every note-on; the blocker settles within ~0.1 s and the stem's mean goes to 0."""
+    check_stereo_f32(audio, "remove_dc")
+    block = DCBlocker(sample_rate, cutoff_hz)
+    for start in range(0, len(audio), DC_CHUNK):
+        block(audio[start : start + DC_CHUNK])
     return audio

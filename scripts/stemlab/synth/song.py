@@ -35,7 +35,7 @@ from stemlab.synth.genres import GENRE_NAMES, GENRES, Genre
 from stemlab.synth.learned.composer import ComposerConfig, load_composer
 from stemlab.loudness import rounded_lufs
 from stemlab.synth.midi import part_midi
-from stemlab.synth.render import BLOCK, DC_CUTOFF_HZ, Renderer, remove_dc
+from stemlab.synth.render import BLOCK, DC_CUTOFF_HZ, DCBlocker, Renderer, check_stereo_f32
 from stemlab.synth.score import Score
 from stemlab.synth.sources.genrefile import load_genre_files
 from stemlab.synth.sources.midisource import SourcePlanner, SourceRejected, SourceSettings, compose_from_source, source_for
@@ -202,6 +202,27 @@ def pcm24_words(q: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     if out is None:
         out = np.empty(q.shape, dtype=np.int32)
     return np.multiply(q, np.float32(2147483648.0), dtype=np.float32, out=out, casting="unsafe")
+
+
+STEM_CHUNK = quality.STATS_CHUNK  # frames per step of finish_stem: the statistics' own chunks (same sums)
+
+
+def finish_stem(audio: np.ndarray, dc: DCBlocker | None = None, gains: tuple[float, float] | None = None) -> tuple[float, float]:
+    """A stem made final in place, chunk by chunk while each chunk is in cache: the DC blocker `dc`
+    (a dry stem) or the fader/pan `gains` (a wet stem), then its quality.signal_stats (peak, DC) before
+    quantising (quantising would hide clipping), then quantize24. The same numbers as the four passes
+    over the whole stem one after another; returns the statistics."""
+    check_stereo_f32(audio, "finish_stem")
+    acc = quality.SignalStats(audio.shape[1])
+    for a in range(0, len(audio), STEM_CHUNK):
+        part = audio[a : a + STEM_CHUNK]
+        if dc is not None:
+            dc(part)
+        if gains is not None:
+            mixing.scale_channels(part, gains, out=part)
+        acc.add(part)
+        quantize24(part, out=part)
+    return acc.result()
 
 
 @dataclass
@@ -402,11 +423,12 @@ class SongMaker:
         dry, pres, stats, stems_meta = {}, {}, {}, []
         for part in score.parts:
             if part.name in samples:
-                raw = remove_dc(self.layers.render(score, part, samples[part.name], n_frames), sr)
+                raw = self.layers.render(score, part, samples[part.name], n_frames)
             else:
-                raw = remove_dc(self.renderer.render(score, part, n_frames), sr)
-            stats[part.name] = {"dry": quality.signal_stats(raw)}
-            dry[part.name] = quantize24(raw, out=raw)  # the wet stem is made from exactly what dry/<stem>.flac holds
+                raw = self.renderer.render(score, part, n_frames)
+            # DC-blocked and quantised in place: the wet stem is made from exactly what dry/<stem>.flac holds
+            stats[part.name] = {"dry": finish_stem(raw, dc=DCBlocker(sr))}
+            dry[part.name] = raw
             del raw
             dry_lufs = rounded_lufs(dry[part.name], sr)
             if dry_lufs is None:
@@ -424,12 +446,10 @@ class SongMaker:
             raise GateRejected("audio", ["the mix bus is silent"])
         wet = {}
         for part, fx, _ in stems_meta:
-            pre = pres.pop(part.name)
-            raw = mixing.fader_pan(pre, fx, out=pre)  # the pre-fader stem is not needed any more
+            pre = pres.pop(part.name)  # faded and quantised in place: the pre-fader stem is not needed any more
+            stats[part.name]["wet"] = finish_stem(pre, gains=mixing.stem_gains(fx))
+            wet[part.name] = pre
             del pre
-            stats[part.name]["wet"] = quality.signal_stats(raw)
-            wet[part.name] = quantize24(raw, out=raw)
-            del raw
         bus = mixing.sum_stems([wet[p.name] for p in score.parts])
         master = mixing.sample_master_fx(genre.mix, target, round(bus_lufs, 3), beat_s, r_master)
         raw_mix = mixing.apply_master(bus, master, sr)
