@@ -17,7 +17,7 @@ from stemlab.encoders.cache import EmbeddingCache
 from stemlab.errors import StemlabError
 from stemlab.megami.adaptor import DomainAdaptor, cosine_loss
 from stemlab.megami.edm import EDMConfig, edm_loss, precondition, sample
-from stemlab.megami.generator import FxGenerator, GeneratorBundle, GeneratorConfig, sample_effect_embeddings
+from stemlab.megami.generator import FxGenerator, GeneratorBundle, GeneratorConfig, sample_effect_embeddings, standardization
 from stemlab.megami.multitrack import clap_pairs, multitracks, rows_of_split, segment_rows
 from tests.embedding_fixture import write_embedding_corpus
 
@@ -192,6 +192,38 @@ def test_sampling_api_shapes_seeds_normalisation_and_many_tracks():
         sample_effect_embeddings(bundle, None, clap, 1, 0, source="wet")
     with pytest.raises(StemlabError, match=r"\(tracks >= 1, 12\)"):
         sample_effect_embeddings(bundle, None, torch.zeros(2, 7), 1, 0)
+
+
+def test_per_dim_standardisation_centres_and_scales_to_sigma_data():
+    g = torch.Generator().manual_seed(3)
+    fx = torch.randn(400, 6, generator=g) * torch.tensor([0.5, 0.1, 0.02, 1.0, 0.3, 0.0]) + torch.arange(6.0)
+    shift, scale = standardization(fx, "none", 0.05)
+    assert torch.equal(shift, torch.zeros(6)) and torch.equal(scale, torch.ones(6))
+    shift, scale = standardization(fx, "per_dim", 0.05)
+    z = (fx - shift) / scale
+    assert torch.allclose(z.mean(0), torch.zeros(6), atol=1e-5)
+    assert torch.allclose(z[:, :5].std(0), torch.full((5,), 0.05), rtol=1e-4)
+    assert float(scale[5]) == pytest.approx(1e-3 * float(fx.std(0).max()) / 0.05, rel=1e-4)  # a constant dim: floored, z = 0
+    assert torch.equal(z[:, 5], torch.zeros(400))
+    with pytest.raises(StemlabError, match="standardize: 'zscore'"):
+        standardization(fx, "zscore", 0.05)
+
+
+def test_sampling_undoes_the_standardisation_stored_with_the_model():
+    """A network with F = 0 denoises to c_skip x: its draws are N(0, sigma_data^2) in the standardised space,
+    so in embedding space they must have mean `shift` and std sigma_data * `scale` per dimension."""
+    edm = EDMConfig(sigma_data=0.5, sigma_max=80.0, sigma_min=0.002, rho=7.0)
+    shift = torch.linspace(-1.0, 1.0, 80)
+    scale = torch.linspace(0.1, 2.0, 80)
+    bundle = GeneratorBundle(_net(max_tracks=3, fx_dim=80, context_dim=12), edm, shift, scale).eval()
+    clap = torch.randn(2, 12, generator=torch.Generator().manual_seed(5))
+    z = sample_effect_embeddings(bundle, None, clap, n_samples=400, seed=1, steps=40, normalize=False).reshape(-1, 80)
+    assert torch.allclose(z.mean(0), shift, atol=0.15)
+    assert torch.allclose(z.std(0) / (0.5 * scale), torch.ones(80), atol=0.15)
+    fresh = GeneratorBundle(_net(max_tracks=3, fx_dim=80, context_dim=12), edm)
+    fresh.load_state_dict(bundle.state_dict())  # final.pt carries the standardisation
+    assert torch.equal(fresh.shift, shift) and torch.equal(fresh.scale, scale)
+    assert torch.allclose(fresh.unstandardize(fresh.standardize(z)), z, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------- adaptor and data

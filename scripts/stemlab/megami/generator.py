@@ -170,16 +170,48 @@ class FxGenerator(nn.Module):
 # --------------------------------------------------------------------------- sampling API
 
 
-class GeneratorBundle(nn.Module):
-    """What a trained fx_generator final.pt rebuilds to: the network and its EDM settings."""
+STANDARDIZE = ("none", "per_dim")
 
-    def __init__(self, net: FxGenerator, edm: EDMConfig) -> None:
+
+def standardization(fx: torch.Tensor, mode: str, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(shift, scale), both (fx_dim,), of the map z = (x - shift) / scale into the space the diffusion runs
+    in, fitted on the training embeddings fx (tracks, fx_dim). "none": shift 0, scale 1 (MEGAMI's raw
+    embeddings). "per_dim": the per-dimension mean and std / sigma_data, so every dimension of z has mean 0
+    and std sigma_data (the EDM constants keep their meaning); a dimension's std is floored at 1e-3 of the
+    largest one, so a (near-)constant dimension is not blown up."""
+    if mode not in STANDARDIZE:
+        raise StemlabError(f"models.fx_generator.settings.standardize: {mode!r} is not one of {', '.join(STANDARDIZE)}")
+    fx = fx.double()
+    if mode == "none" or len(fx) < 2:
+        return torch.zeros(fx.shape[-1]), torch.ones(fx.shape[-1])
+    std = fx.std(0)
+    std = std.clamp(min=1e-3 * float(std.max()) if float(std.max()) > 0 else 1.0)
+    return fx.mean(0).float(), (std / sigma_data).float()
+
+
+class GeneratorBundle(nn.Module):
+    """What a trained fx_generator final.pt rebuilds to: the network, its EDM settings and the data
+    standardisation (buffers `shift`, `scale`: the network denoises z = (x - shift) / scale; identity unless
+    the model was trained with settings.standardize)."""
+
+    def __init__(self, net: FxGenerator, edm: EDMConfig, shift: torch.Tensor | None = None, scale: torch.Tensor | None = None) -> None:
         super().__init__()
         self.net = net
         self.edm = edm
+        d = net.cfg.fx_dim
+        self.register_buffer("shift", torch.zeros(d) if shift is None else shift.detach().float().reshape(d).clone())
+        self.register_buffer("scale", torch.ones(d) if scale is None else scale.detach().float().reshape(d).clone())
+
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Effect embeddings -> the space the network denoises."""
+        return (x - self.shift) / self.scale
+
+    def unstandardize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.scale + self.shift
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, cfg_scale: float = 1.0) -> torch.Tensor:
-        """D(x, sigma); cfg_scale != 1 mixes in the unconditional estimate (zero context) classifier-free."""
+        """D(x, sigma) in the standardised space; cfg_scale != 1 mixes in the unconditional estimate (zero
+        context) classifier-free."""
         cond = precondition(self.net, self.edm, x, sigma, context=context, mask=mask)
         if cfg_scale == 1.0:
             return cond
@@ -257,7 +289,8 @@ def sample_effect_embeddings(
         ctx = context[group][None].expand(n_samples, -1, -1)
         mask = torch.ones(n_samples, n, dtype=torch.bool, device=device)
         noise = torch.randn(n_samples, n, cfg.fx_dim, generator=generator).to(device)
-        out[:, group] = sample(lambda x, s: model.denoise(x, s, ctx, mask, cfg_scale), noise, sigmas, sampler)  # noqa: B023
+        z = sample(lambda x, s: model.denoise(x, s, ctx, mask, cfg_scale), noise, sigmas, sampler)  # noqa: B023
+        out[:, group] = model.unstandardize(z)
     if normalize:
         out = join(out[..., :-AF_DIM], out[..., -AF_DIM:])
     return out.float()

@@ -35,7 +35,7 @@ from stemlab.encoders.fx.features import AF_DIM, join
 from stemlab.errors import StemlabError
 from stemlab.logs import log, progress
 from stemlab.megami.edm import SAMPLERS, EDMConfig, edm_loss
-from stemlab.megami.generator import FxGenerator, GeneratorBundle, GeneratorConfig, sample_effect_embeddings
+from stemlab.megami.generator import FxGenerator, GeneratorBundle, GeneratorConfig, sample_effect_embeddings, standardization
 from stemlab.megami.multitrack import WINDOW, Multitracks, has_source, multitracks, require, rows_of_split, segment_rows
 from stemlab.seeding import derive_seed, rng
 from stemlab.train.registry import register
@@ -51,6 +51,7 @@ class GeneratorSettings:
     edm: EDMConfig
     cond_dropout: float
     context_noise: float
+    standardize: str
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> GeneratorSettings:
@@ -63,6 +64,7 @@ class GeneratorSettings:
             edm=EDMConfig.from_dict(values["edm"], "models.fx_generator.settings.edm"),
             cond_dropout=float(values["cond_dropout"]),
             context_noise=float(values["context_noise"]),
+            standardize=str(values["standardize"]),
         )
 
 
@@ -143,10 +145,11 @@ class FxGeneratorTask(Task):
             {**self.settings.model, "max_tracks": self.settings.max_tracks, "fx_dim": self.train.fx.shape[1], "context_dim": self.train.context.shape[1]}
         )
         per_dim = float(np.sqrt((self.train.fx**2).mean()))
+        self.shift, self.scale = standardization(torch.from_numpy(self.train.fx), self.settings.standardize, self.settings.edm.sigma_data)
         log.info(
             "fx_generator: %d train windows (%d tracks, up to %d per window), %d valid windows; fx %d-d (rms per dim %.4f, "
-            "sigma_data %.4f), context %d-d", len(self.train), len(self.train.tracks), int(self.train.windows["tracks"].max()),
-            len(self.valid), self.model_cfg.fx_dim, per_dim, self.settings.edm.sigma_data, self.model_cfg.context_dim,
+            "sigma_data %.4f, standardize %s), context %d-d", len(self.train), len(self.train.tracks), int(self.train.windows["tracks"].max()),
+            len(self.valid), self.model_cfg.fx_dim, per_dim, self.settings.edm.sigma_data, self.settings.standardize, self.model_cfg.context_dim,
         )  # fmt: skip
         self.valid_batches = self._valid_batches()
 
@@ -167,7 +170,8 @@ class FxGeneratorTask(Task):
         return out
 
     def build_model(self) -> nn.Module:
-        return GeneratorBundle(FxGenerator(self.model_cfg), self.settings.edm)
+        # a loaded model gets its shift and scale from final.pt (identity until then)
+        return GeneratorBundle(FxGenerator(self.model_cfg), self.settings.edm, getattr(self, "shift", None), getattr(self, "scale", None))
 
     def data(self, start: int) -> Iterator[dict[str, torch.Tensor]]:
         step = start
@@ -183,7 +187,8 @@ class FxGeneratorTask(Task):
         drop = torch.rand(b, generator=generator, device=generator.device).to(x.device) < self.settings.cond_dropout
         context = orthogonal_noise(context, self.settings.context_noise, generator)
         context = torch.where(drop[:, None, None], torch.zeros_like(context), context)
-        loss = edm_loss(model.net, model.edm, x, sigma, noise, mask[..., None], context=context, mask=mask)
+        z = model.standardize(x) * mask[..., None]
+        loss = edm_loss(model.net, model.edm, z, sigma, noise, mask[..., None], context=context, mask=mask)
         return loss, {"dropped": float(drop.float().mean())}
 
     def validate(self, model: nn.Module) -> dict[str, float]:
@@ -193,7 +198,8 @@ class FxGeneratorTask(Task):
         total, count = 0.0, 0
         for batch in self.valid_batches:
             b = {k: v.to(device) for k, v in batch.items()}
-            loss = edm_loss(model.net, model.edm, b["x"], b["sigma"], b["noise"], b["mask"][..., None], context=b["context"], mask=b["mask"])
+            z = model.standardize(b["x"]) * b["mask"][..., None]
+            loss = edm_loss(model.net, model.edm, z, b["sigma"], b["noise"], b["mask"][..., None], context=b["context"], mask=b["mask"])
             weight = int(b["mask"].sum())
             total, count = total + float(loss) * weight, count + weight
         return {"loss": total / count}
