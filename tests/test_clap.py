@@ -119,6 +119,47 @@ def test_window_captions_tell_the_windows_of_one_song_apart():
     assert "jazz" in texts[0] and "120 bpm" in texts[0] and "fretless bass" in texts[0]
 
 
+def test_retrieval_scores_the_pairs_the_loss_trains():
+    from stemlab.encoders.clap import model as clap_model
+    from stemlab.encoders.clap.task import ClapSettings
+
+    torch.manual_seed(0)
+    model = clap_model.build(ClapSettings.from_config(TINY)).eval()
+    waveform = torch.randn(3, 48_000) * 0.1
+    tokens = laion.tokenize(["a jazz song", "drums", "a rock song with bass"], 16)
+    with torch.no_grad():
+        a, t, a_mlp, t_mlp, scale_a, scale_t = model({"waveform": waveform}, tokens, device=torch.device("cpu"))
+        audio, text = clap_model.audio_embedding(model, waveform), clap_model.text_embedding(model, tokens)
+        paired = clap_model.scores(model, audio, text, mlp_pairs=True)
+        plain = clap_model.scores(model, audio, text, mlp_pairs=False)
+    torch.testing.assert_close(audio, a)
+    torch.testing.assert_close(text, t)
+    # laion-clap's mlp-loss logits (audio vs text MLP head, audio MLP head vs text), averaged
+    torch.testing.assert_close(paired, (scale_a * a @ t_mlp.T + scale_t * a_mlp @ t.T) / 2)
+    torch.testing.assert_close(plain, a @ t.T)
+    assert not torch.allclose(paired / scale_a, plain, atol=1e-3)
+
+
+def test_caption_dropout_leaves_out_facts_one_by_one():
+    song = _song(3, "jazz") | {"chords": [{"symbol": "C", "start_s": 0.0, "end_s": 4.0}]}
+    facts = cap.window_facts(song, 2.0, 1.0, playing=["drums", "bass"])
+    assert cap.drop_facts(facts, 0.0, rng(0, "x")) is facts
+    bare = cap.drop_facts(facts, 1.0, rng(0, "x"))
+    assert (bare.genre, bare.tempo_bpm, bare.key, bare.mode, bare.section, bare.instruments, bare.chords) == (None,) * 5 + ((), ())
+    assert cap.captions(bare)[0] == "A passage of a piece of music."
+    stem = cap.drop_facts(cap.window_facts(song, 2.0, 1.0, stem="bass"), 1.0, rng(0, "x"))
+    assert stem.stem == "fretless bass" and cap.captions(stem)[0].startswith("fretless bass playing in a piece of music")
+    # at rate 0.5 the captions are the full one's facts, each present in about half of them
+    kept = [cap.drop_facts(facts, 0.5, rng(0, "x", i)) for i in range(400)]
+    for field in ("genre", "tempo_bpm", "key", "section", "instruments", "chords"):
+        share = np.mean([bool(getattr(k, field)) for k in kept])
+        assert 0.4 < share < 0.6, field
+    assert all((k.key is None) == (k.mode is None) for k in kept)
+    texts = {cap.pick_caption(facts, rng(0, "pick", i), 0.5) for i in range(50)}
+    assert len(texts) > 20  # paraphrases of different subsets of the facts
+    assert cap.pick_caption(facts, rng(1, "p"), 0.0) in cap.captions(facts)
+
+
 def test_a_cut_caption_keeps_its_end_of_text_token():
     tokens = laion.tokenize(["a b c d e f g h i j k l", "a b"], 6)
     assert tokens[0, -1] == laion.VOCAB_SIZE - 1 and int(tokens[0].argmax()) == 5

@@ -13,7 +13,7 @@ paraphrases, not one string. Template 0, the one evaluation uses, states every f
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -137,8 +137,24 @@ def captions(facts: WindowFacts) -> list[str]:
     ]
 
 
-def pick_caption(facts: WindowFacts, generator: np.random.Generator) -> str:
-    options = captions(facts)
+_DROPPABLE = {"genre": None, "tempo_bpm": None, "key": None, "meter": None, "section": None, "instruments": (), "chords": ()}
+
+
+def drop_facts(facts: WindowFacts, rate: float, generator: np.random.Generator) -> WindowFacts:
+    """`facts` with each song or window fact (genre, tempo, key and mode, meter, section, instruments,
+    chords) left out with probability `rate`; a stem window's own instrument always stays."""
+    if rate <= 0:
+        return facts
+    dropped = generator.random(len(_DROPPABLE)) < rate
+    changes = {name: empty for (name, empty), drop in zip(_DROPPABLE.items(), dropped) if drop}
+    if "key" in changes:
+        changes["mode"] = None
+    return replace(facts, **changes)
+
+
+def pick_caption(facts: WindowFacts, generator: np.random.Generator, fact_dropout: float = 0.0) -> str:
+    """One template's wording of `facts`, after leaving each fact out with probability `fact_dropout`."""
+    options = captions(drop_facts(facts, fact_dropout, generator))
     return options[int(generator.integers(0, len(options)))]
 
 

@@ -97,3 +97,16 @@ def audio_embedding(model: nn.Module, waveform: torch.Tensor) -> torch.Tensor:
 def text_embedding(model: nn.Module, tokens: Any) -> torch.Tensor:
     device = next(model.parameters()).device
     return torch.nn.functional.normalize(model.encode_text(tokens, device=device), dim=-1)
+
+
+def scores(model: nn.Module, audio: torch.Tensor, text: torch.Tensor, mlp_pairs: bool) -> torch.Tensor:
+    """Audio x text similarities of L2-normalised audio and text embeddings, as the loss trained them.
+
+    ClipLoss(mlp_loss=True) never compares audio with text directly: it contrasts the audio embedding with
+    the text embedding's MLP head (text_transform) and the audio MLP head (audio_transform) with the text
+    embedding. `mlp_pairs` scores those two pairs, as laion-clap's own evaluation does (the mean of both
+    logit matrices, each at its logit scale); without it, the plain cosine of LAION's inference hook."""
+    if not mlp_pairs:
+        return audio @ text.T
+    scale_a, scale_t = model.get_logit_scale()
+    return (scale_a * audio @ model.text_transform(text).T + scale_t * model.audio_transform(audio) @ text.T) / 2

@@ -4,7 +4,9 @@ music checkpoint; retrieval and zero-shot genre evaluation on held-out songs; `e
 Training items are the mix windows of the `clap` segment tables (plus active stem windows with stem
 captions, `settings.with_stems`); each step draws a random clip of `clip_seconds` inside each window and
 one of several caption templates, both from (seed, micro-batch index). Loss: laion-clap's ClipLoss with
-the MLP heads. Evaluation on the test split's mix windows (template 0 captions):
+the MLP heads. Evaluation on the test split's mix windows (template 0 captions), scored as the loss trained them (the
+audio embedding against the text MLP head and the audio MLP head against the text embedding, laion-clap's
+own metric; LAION's plain cosine for its pretrained checkpoint):
 - a2t R@1 / R@10 per window (its own caption within the first k of the distinct test captions) and
   t2a R@1 / R@10 per distinct caption (any window it describes within the first k), each against its
   exact chance (windows of one song often share a caption, so captions are deduplicated: see retrieval_rows);
@@ -45,6 +47,7 @@ class ClapSettings:
     source: str  # trained | pretrained
     clip_seconds: float
     with_stems: bool
+    caption_dropout: float
     joint_dim: int
     audio: dict
     htsat: dict
@@ -137,7 +140,7 @@ class ClapTask(EncoderTask):
             total = int(round(item.length * CLAP_RATE / 44_100))
             offset = int(generator.integers(0, max(1, total - clip) + 1)) if generator is not None else 0
             clips.append(to_clap_audio(audio, clip, offset))
-            texts.append(cap.pick_caption(item.facts, generator) if generator is not None else cap.captions(item.facts)[caption_index or 0])
+            texts.append(cap.pick_caption(item.facts, generator, self.settings.caption_dropout) if generator is not None else cap.captions(item.facts)[caption_index or 0])
         return {"waveform": torch.from_numpy(np.stack(clips)), "tokens": self.tokenize(texts)}
 
     def data(self, start: int) -> Iterator[dict]:
@@ -163,8 +166,13 @@ class ClapTask(EncoderTask):
         loss, _ = self.loss(model, batch, torch.Generator())
         audio = clap_model.audio_embedding(model, batch["waveform"])
         text = clap_model.text_embedding(model, batch["tokens"])
-        hits = (audio @ text.T).argmax(dim=1) == torch.arange(len(audio), device=device)
+        hits = self.scores(model, audio, text).argmax(dim=1) == torch.arange(len(audio), device=device)
         return {"loss": float(loss), "a2t_r1_batch": float(hits.float().mean())}
+
+    def scores(self, model: nn.Module, audio: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Retrieval similarities: the pairs the loss trained (each embedding against the other's MLP head)
+        for a model trained here; LAION's plain cosine for its pretrained checkpoint."""
+        return clap_model.scores(model, audio, text, mlp_pairs=self.settings.source == "trained")
 
     def owns_step(self) -> bool:
         return self.settings.source == "pretrained"
@@ -210,12 +218,12 @@ class ClapTask(EncoderTask):
         audio = torch.cat([self.embed(model, torch.from_numpy(item_audio(it))[None].to(device)) for it in progress(items, desc="clap audio")])
         texts = [cap.captions(it.facts)[0] for it in items]
         text = clap_model.text_embedding(model, _to(self.tokenize(texts), device))
-        sim = (audio @ text.T).cpu().numpy().astype(np.float64)  # audio x text
+        sim = self.scores(model, audio, text).cpu().numpy().astype(np.float64)  # audio x text
         rows = retrieval_rows(sim, [it.key for it in items], texts)
         genres = list(self.job.eval.get("genres") or [])
         if genres:
             prompts = clap_model.text_embedding(model, _to(self.tokenize(cap.zero_shot_prompts(genres)), device))
-            guess = (audio @ prompts.T).argmax(dim=1).cpu().numpy()
+            guess = self.scores(model, audio, prompts).argmax(dim=1).cpu().numpy()
             for it, g in zip(items, guess):
                 if it.facts.genre in genres:
                     rows.append({"system": "clap", "metric": "zeroshot_genre_acc", "value": float(genres[g] == it.facts.genre), "item": it.key})
