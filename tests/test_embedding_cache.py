@@ -296,7 +296,7 @@ def test_cache_plan_rows_inputs_and_errors():
         "pretrained": [],
     }
     job = CacheJob.from_dict(json.loads(cacheplan.cache_job_config(config, cplans["tiny_encoder"], "musdb18hq", "shard-00000", inputs)))
-    assert (job.batch_size, job.cpu_threads, job.sources) == (8, 2, ("wet", "dry", "mix"))
+    assert (job.batch_size, job.cpu_threads, job.sources) == (8, 1, ("wet", "dry", "mix"))  # smoke: train.cpu_threads 1
     only = _config({"models": {"tiny_encoder": ENCODER}, "cache": {"encoders": ["tiny_encoder"], "corpora": ["musdb18hq"], "seed": 4}})
     cplan = cacheplan.cache_plans(only, plans, ["synthetic", "musdb18hq"])["tiny_encoder"]
     assert (cplan.corpora, cplan.seed) == (("musdb18hq",), 4)

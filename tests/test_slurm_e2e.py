@@ -1,12 +1,14 @@
 """`snakemake --profile profiles/slurm` on the smoke config, against a real (local, single-node) SLURM cluster.
 
 One module-scoped run (scripts/cluster/local_slurm.py starts munged + slurmctld + slurmd; a watchdog stops
-them if this process dies) of a slice of the smoke DAG through the SLURM executor (TARGETS: the synth and
-data stages, and the models that cover every kind of job the frame submits: GPU training, evaluation and
-embedding-cache jobs, a CPU k-means fit of a grid model, summaries, grouped per-shard jobs), with the
-production profile changed only where a CI node needs it (tests/test_slurm_profile.yaml). The whole DAG
-runs locally in the `smoke_run` fixture; every SLURM job re-parses the workflow, so the slice keeps this
-module within the suite's time budget. Then:
+them if this process dies) of a slice of the smoke DAG through the SLURM executor (TARGETS: the synth stage,
+the data-stage segment jobs those models read, and one job of every kind the frame submits: GPU training,
+evaluation and an embedding-cache job of fx_encoder, a CPU k-means fit of a grid model, summaries, grouped
+per-shard jobs), with the production profile changed only where a CI node needs it
+(tests/test_slurm_profile.yaml). The whole DAG runs locally in the `smoke_run` fixture. Each SLURM job
+costs far more than its work here (the plugin waits 5 s before every sbatch, every job re-parses the
+workflow, status checks back off by 10 s while nothing finishes), so the slice holds one job per kind
+and keeps this module within the suite's time budget. Then:
 
 - every job that is not a localrule ran as a SLURM job, and all of those completed;
 - GPU rules got a GPU from SLURM (the job step saw CUDA_VISIBLE_DEVICES=0; training records it in meta.json);
@@ -48,7 +50,12 @@ pytestmark = [
 PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 CI_OVERRIDES = REPO / "tests" / "test_slurm_profile.yaml"
 CI_CONFIG = REPO / "tests" / "test_slurm_config.yaml"  # the cluster: block, layered over the smoke config
-TARGETS = ["synth", "data", "results/tables/fxprocessor.csv", "results/tables/relations_codebook.csv"]
+TARGETS = [
+    "synth",
+    "results/tables/fx_encoder.csv",
+    "results/cache/fx_encoder/synthetic/shard-00000.parquet",
+    "results/tables/relations_codebook.csv",
+]
 SNAKEMAKE_TIMEOUT_S = 540
 # The rule made to fail on its first attempt: the first of these that the DAG runs as its own SLURM job.
 # synth_stats is off the critical path (its retry overlaps the data stage), so the retry costs no wall time.
@@ -403,8 +410,12 @@ def test_outputs_equal_a_local_run(slurm_run, smoke_run):
 
 
 TRAIN_RULE = "train_model"
-TRAIN_DIR = "results/models/fxprocessor/seed-1"
-TRAIN_LOG = "logs/train/train_model/fxprocessor/seed-1.log"
+TRAIN_MODEL = "fx_encoder"  # a GPU model of TARGETS whose inputs (segment tables) the main run made
+TRAIN_DIR = f"results/models/{TRAIN_MODEL}/seed-1"
+TRAIN_LOG = f"logs/train/train_model/{TRAIN_MODEL}/seed-1.log"
+# Seconds each training step sleeps in the requeue run: the smoke fx_encoder checkpoints at step 2 of 4,
+# so steps 3-4 (2 x 4 s) are the window in which the requeue must land.
+STEP_DELAY_S = 4
 TRAIN_OUTPUTS = ("final.pt", "train_log.csv", "meta.json")
 
 
@@ -428,14 +439,14 @@ def test_preempted_training_is_requeued_and_resumes(slurm_run, slurm_cluster, tm
     # The training inputs of the finished run, hard-linked; the model directory is left out.
     shutil.copytree(
         slurm_run.workdir / "results", work / "results", copy_function=os.link,
-        ignore=lambda d, names: ["fxprocessor"] if Path(d).name == "models" else [],
+        ignore=lambda d, names: [TRAIN_MODEL] if Path(d).name == "models" else [],
     )
     profile = ci_profile(work / ".ci-profile")
     env = local_slurm.client_env(slurm_cluster)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
-    # Each training step sleeps 2 s (stemlab.faults; weights unchanged) so the requeue lands mid-run:
+    # Each training step sleeps STEP_DELAY_S (stemlab.faults; weights unchanged) so the requeue lands mid-run:
     # unslowed, the smoke model finished all its steps before the requeue on an idle node.
-    env["STEMLAB_FAULT_STEP_DELAY_S"] = "2"
+    env["STEMLAB_FAULT_STEP_DELAY_S"] = str(STEP_DELAY_S)
     targets = [f"{TRAIN_DIR}/{name}" for name in TRAIN_OUTPUTS]
     cmd = snakemake_cmd(work, profile, "--slurm-requeue", "--allowed-rules", TRAIN_RULE, targets=targets)
     out_path = work / "snakemake-requeue.out"
