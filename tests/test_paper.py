@@ -102,6 +102,29 @@ def test_benchmark_cli_writes_csv_and_tex(tables, tmp_path):
     assert r"tpp (k=16) & moisesdb (test)" in text and r"\textbf{no}" in text
 
 
+def test_a_target_can_ask_for_a_multiple_of_the_baseline_and_one_cell(tables, tmp_path):
+    t = tmp_path / "times.yaml"
+    t.write_text(yaml.safe_dump({
+        "mymodel": [{"system": "mine", "metric": "acc", "beats": "chance", "times": 1.2},   # low 0.7 > 0.6
+                    {"system": "mine", "metric": "acc", "beats": "chance", "times": 1.5},   # low 0.7 < 0.75
+                    {"system": "mine", "metric": "err", "beats": "base", "times": 1.2}],   # lower: high 1.3 < 1.44
+        "gridded": [{"system": "mine", "metric": "tpp", "beats": "random", "times": 1.5, "cell": "k=4"}],  # 8 < 9
+    }))  # fmt: skip
+    targets = load_targets(t)
+    out = benchmark.benchmark([read_table(tables[k]) for k in ("model", "grid")], targets, {})
+    got = {(r.metric, r.cell, r.target, round(r.reference_mean, 6)): r.meets_target for r in benchmark.target_rows(out).itertuples()}
+    assert got == {
+        ("acc", "", "beats 1.2x chance", 0.6): "yes",
+        ("acc", "", "beats 1.5x chance", 0.75): "no",
+        ("err", "", "beats 1.2x base", 1.44): "yes",
+        ("tpp", "k=4", "beats 1.5x random", 9.0): "no",  # the k=16 cell is not a target row
+    }
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mymodel:\n  - {system: mine, metric: acc, at_least: 0.1, times: 2}\n")
+    with pytest.raises(StemlabError, match="times must be a positive number"):
+        load_targets(bad)
+
+
 def test_bad_targets_are_one_line_errors(tmp_path):
     bad = tmp_path / "t.yaml"
     bad.write_text("mymodel:\n  - {system: mine, metric: acc, beats: chance, at_least: 0.1}\n")

@@ -6,8 +6,10 @@ columns such as `k=16 segment_s=0.5`), the synthetic-data validity table (one ro
 its accuracies as metrics, no CI) or the corpus table (one row per corpus).
 
 A target (workflow/paper/targets.yaml) is met when the system's 95 % interval lies wholly on the better
-side of the reference: a baseline's mean (`beats`) or a threshold (`at_least`, `at_most`). Without an
-interval (the validity table) the value itself is compared.
+side of the reference: a baseline's mean (`beats`; with `times: x`, x times that mean, the form of a
+claim such as "R@10 at least 3x chance") or a threshold (`at_least`, `at_most`). `cell` restricts a
+target to one grid cell of its table (e.g. `k=16 segment_s=0.5`). Without an interval (the validity
+table) the value itself is compared.
 """
 
 from __future__ import annotations
@@ -113,13 +115,17 @@ def load_targets(path: str | os.PathLike[str]) -> dict[str, list[dict]]:
                 raise StemlabError(f"{path}: {table}[{i}] needs system, metric and exactly one of {', '.join(TARGET_KINDS)}")
             if kinds[0] != "beats" and not isinstance(t[kinds[0]], (int, float)):
                 raise StemlabError(f"{path}: {table}[{i}].{kinds[0]} must be a number")
+            times = t.get("times")
+            if times is not None and (kinds[0] != "beats" or not isinstance(times, (int, float)) or times <= 0):
+                raise StemlabError(f"{path}: {table}[{i}].times must be a positive number and goes with beats")
         targets[str(table)] = [dict(t) for t in entries]
     return targets
 
 
 def target_text(target: Mapping) -> str:
     if "beats" in target:
-        return f"beats {target['beats']}"
+        times = target.get("times")
+        return f"beats {times:g}x {target['beats']}" if times is not None else f"beats {target['beats']}"
     kind = "at_least" if "at_least" in target else "at_most"
     return f"{'>=' if kind == 'at_least' else '<='} {target[kind]:g}"
 
@@ -147,6 +153,8 @@ def evaluate_targets(table: pd.DataFrame, targets: Sequence[Mapping]) -> pd.Data
     rows = []
     for t in targets:
         own = table[(table["system"] == str(t["system"])) & (table["metric"] == str(t["metric"]))]
+        if "cell" in t:
+            own = own[own["cell"] == str(t["cell"])]
         if own.empty:
             rows.append({"table": table["table"].iloc[0] if len(table) else "", "system": str(t["system"]),
                          "metric": str(t["metric"]), "cell": "", "target": target_text(t), "reference": "",
@@ -155,7 +163,9 @@ def evaluate_targets(table: pd.DataFrame, targets: Sequence[Mapping]) -> pd.Data
         for _, row in own.iterrows():
             if "beats" in t:
                 base = table[(table["system"] == str(t["beats"])) & (table["metric"] == row["metric"]) & (table["cell"] == row["cell"])]
-                reference, ref = str(t["beats"]), (float(base["mean"].iloc[0]) if len(base) else float("nan"))
+                times = float(t.get("times", 1.0))
+                reference = str(t["beats"]) if "times" not in t else f"{times:g}x {t['beats']}"
+                ref = times * float(base["mean"].iloc[0]) if len(base) else float("nan")
             else:
                 ref = float(t["at_least"] if "at_least" in t else t["at_most"])
                 reference = f"{ref:g}"
