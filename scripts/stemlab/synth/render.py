@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from stemlab.errors import StemlabError
+from stemlab.sosfilt import sosfilt_inplace
 from stemlab.synth.score import Part, Score
 
 BLOCK = 64  # FluidSynth's internal block size (FLUID_BUFSIZE)
@@ -190,8 +191,6 @@ class DCBlocker:
 
     def __call__(self, chunk: np.ndarray) -> np.ndarray:
         """The next C-contiguous (frames, 2) float32 chunk of the signal, filtered in place."""
-        from stemlab.sosfilt import sosfilt_inplace
-
         sosfilt_inplace(self.sos, chunk.view(np.complex64).reshape(1, -1), self.zi)
         return chunk
 
